@@ -1,0 +1,145 @@
+"""What differs between Keras backends: sparse gradients, compiling the update, autodiff.
+
+SGDPlus itself is written with ``keras.ops``; this module holds the few places where the
+TensorFlow and JAX backends need their own code.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Sequence
+
+import keras
+
+BACKEND = keras.backend.backend()
+
+
+def is_sparse(gradient: Any) -> bool:
+    """True for a ``tf.IndexedSlices`` gradient (what ``Embedding`` gives on TensorFlow)."""
+    if BACKEND != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return isinstance(gradient, tf.IndexedSlices)
+
+
+def scale_sparse(gradient: Any, factor: Any) -> Any:
+    """``factor * g`` for an ``IndexedSlices`` ``g``, still sparse (rows scaled, not densified)."""
+    import tensorflow as tf
+
+    return tf.IndexedSlices(gradient.values * factor, gradient.indices, gradient.dense_shape)
+
+
+def densify(gradient: Any) -> Any:
+    """A dense tensor for any gradient; duplicate ``IndexedSlices`` rows are summed."""
+    if is_sparse(gradient):
+        import tensorflow as tf
+
+        return tf.convert_to_tensor(gradient)
+    return gradient
+
+
+def read_value(value: Any) -> Any:
+    """A tensor holding ``value`` now: variables are read, Python floats converted."""
+    if isinstance(value, keras.Variable):
+        value = value.value
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        return tf.convert_to_tensor(value, dtype_hint=keras.backend.floatx())
+    return keras.ops.convert_to_tensor(value)
+
+
+def distribution_strategy_name() -> str | None:
+    """The name of the active ``tf.distribute`` strategy, or None for the default one."""
+    if BACKEND != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    if not tf.distribute.has_strategy() and not tf.distribute.in_cross_replica_context():
+        return None
+    strategy = tf.distribute.get_strategy()
+    if type(strategy).__name__.startswith("_Default"):
+        return None
+    return type(strategy).__name__
+
+
+@functools.cache
+def xla_unavailable_reason() -> str | None:
+    """Why XLA cannot compile here (the error of a one-line probe), or None when it can."""
+    if BACKEND == "jax":
+        return None
+    if BACKEND != "tensorflow":
+        return f"the {BACKEND} backend has no XLA-compiled optimizer update"
+    import tensorflow as tf
+
+    with tf.init_scope():
+        try:
+            tf.function(lambda x: x + 1.0, jit_compile=True)(tf.constant(1.0))
+        except Exception as error:  # noqa: BLE001 - any failure means: no XLA here
+            return f"XLA failed to compile a probe ({type(error).__name__}: {error})"
+    return None
+
+
+def is_traced(values: Sequence[Any]) -> bool:
+    """True while JAX traces a function (inside ``jax.jit``, as in ``model.fit``)."""
+    if BACKEND != "jax":
+        return False
+    import jax
+
+    return any(isinstance(value, jax.core.Tracer) for value in values)
+
+
+def tensorflow_xla_function(body: Callable[..., None]) -> Callable[..., None]:
+    """``body`` compiled by XLA, retraced only on a new structure of its arguments."""
+    import tensorflow as tf
+
+    return tf.function(body, jit_compile=True, reduce_retracing=True, autograph=False)
+
+
+def jax_jit(body: Callable[..., Any], static_argnums: tuple[int, ...]) -> Callable[..., Any]:
+    """``body`` compiled by ``jax.jit``."""
+    import jax
+
+    return jax.jit(body, static_argnums=static_argnums)
+
+
+def gradients(loss: Any, var_list: list[Any], tape: Any) -> list[Any]:
+    """Gradients of ``loss`` (a tensor with its tape, or a zero-argument callable)."""
+    if BACKEND == "tensorflow":
+        return _tensorflow_gradients(loss, var_list, tape)
+    if BACKEND == "jax":
+        return _jax_gradients(loss, var_list, tape)
+    raise NotImplementedError(f"`minimize` is not supported on the {BACKEND} backend.")
+
+
+def _tensorflow_gradients(loss: Any, var_list: list[Any], tape: Any) -> list[Any]:
+    import tensorflow as tf
+
+    if not callable(loss) and tape is None:
+        raise ValueError(
+            "`tape` is required when a `Tensor` loss is passed. "
+            f"Received: loss={loss}, tape={tape}."
+        )
+    tape = tape if tape is not None else tf.GradientTape()
+    if callable(loss):
+        with tape:
+            tape.watch([v.value if isinstance(v, keras.Variable) else v for v in var_list])
+            loss = loss()
+    return list(tape.gradient(loss, var_list))
+
+
+def _jax_gradients(loss: Any, var_list: list[Any], tape: Any) -> list[Any]:
+    import jax
+
+    if not callable(loss) or tape is not None:
+        raise ValueError(
+            "On the JAX backend `minimize` takes the loss as a zero-argument callable "
+            f"and no tape. Received: loss={loss}, tape={tape}."
+        )
+
+    def loss_of(values: list[Any]) -> Any:
+        with keras.StatelessScope(state_mapping=list(zip(var_list, values))):
+            return loss()
+
+    return list(jax.grad(loss_of)([v.value for v in var_list]))

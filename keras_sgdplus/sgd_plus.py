@@ -1,0 +1,331 @@
+"""SGDPlus: SGD with momentum, Nesterov, dampening, decay and two conventions, XLA-compiled."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import Any, Iterator
+
+import keras
+from keras import ops
+
+from keras_sgdplus import _backend, update_rules, validation
+
+
+@keras.saving.register_keras_serializable(package="keras_sgdplus")
+class SGDPlus(keras.optimizers.Optimizer):
+    """Stochastic gradient descent with momentum, in the Keras or the PyTorch convention.
+
+    A drop-in for `keras.optimizers.SGD` (same defaults, same results for every argument
+    they share) that adds what recipes ported from tf.keras 2 and PyTorch need, and runs
+    the update of all variables as one XLA-compiled computation.
+
+    Notation: `w` weight, `g` gradient, `lr_t` learning rate of step `t`, `mu` momentum,
+    `tau` dampening; `t` is `optimizer.iterations` before the step (the first step has
+    `t = 0`).
+
+    ```
+    lr_t = base(t) / (1 + decay * t)     # base: the float, schedule or callable given
+    g    = g + coupled_weight_decay * w  # L2 folded into the gradient
+    ```
+    With `momentum=0` the step is `w = w - lr_t * g` in both conventions (dampening has
+    no effect there, as in PyTorch). Otherwise, `convention="keras"` (as
+    `keras.optimizers.SGD` and tf.keras):
+    ```
+    v = mu * v - (1 - tau) * lr_t * g
+    w = w + v                            # plain momentum
+    w = w + mu * v - lr_t * g            # nesterov=True
+    ```
+    and `convention="torch"` (as `torch.optim.SGD`, also when the rate changes):
+    ```
+    b = g                                # on the first step
+    b = mu * b + (1 - tau) * g           # afterwards
+    w = w - lr_t * b                     # plain momentum
+    w = w - lr_t * (g + mu * b)          # nesterov=True
+    ```
+    With a constant rate and `tau = 0` both conventions give the same trajectory
+    (`v = -lr * b`). When the rate changes they differ: the Keras velocity keeps the steps
+    taken at the old rate, the PyTorch buffer keeps gradients and applies a new rate at
+    once. Nesterov momentum in this form is from Sutskever et al., "On the importance of
+    initialization and momentum in deep learning" (ICML 2013).
+
+    Decoupled `weight_decay` (`w = w - lr_t * weight_decay * w`, before the step above)
+    and every other option of the Keras base optimizer work unchanged.
+
+    Args:
+        learning_rate: A float >= 0, a `keras.optimizers.schedules.LearningRateSchedule`,
+            or a callable that takes no arguments and returns the rate. Defaults to `0.01`.
+        momentum: Float in [0, 1]; 0 is vanilla gradient descent. Defaults to `0.0`.
+        nesterov: Whether to apply Nesterov momentum. Defaults to `False`.
+        dampening: Float in [0, 1], the `tau` above: the share of each new gradient kept
+            out of the momentum. Defaults to `0.0`.
+        decay: Float >= 0, the tf.keras 1.x/2.x inverse-time decay per iteration.
+            Defaults to `0.0`.
+        coupled_weight_decay: Float >= 0, L2 regularisation added to the gradient (the
+            `weight_decay` of `torch.optim.SGD`). Defaults to `0.0`.
+        convention: `"keras"` or `"torch"`, how momentum meets the learning rate.
+            Defaults to `"keras"`.
+        jit_compile: Whether to run the update of all variables as one XLA-compiled
+            computation. Defaults to `True`.
+        **kwargs: Every keyword argument of `keras.optimizers.SGD`: `weight_decay`,
+            `clipnorm`, `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`,
+            `ema_overwrite_frequency`, `loss_scale_factor`,
+            `gradient_accumulation_steps` and `name`.
+    """
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        dampening: float = 0.0,
+        decay: float = 0.0,
+        coupled_weight_decay: float = 0.0,
+        convention: str = "keras",
+        jit_compile: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        learning_rate = validation.check_learning_rate(learning_rate)
+        momentum = validation.check_unit_interval("momentum", momentum)
+        nesterov = validation.check_bool("nesterov", nesterov)
+        dampening = validation.check_unit_interval("dampening", dampening)
+        decay = validation.check_non_negative("decay", decay)
+        coupled_weight_decay = validation.check_non_negative(
+            "coupled_weight_decay", coupled_weight_decay
+        )
+        convention = validation.check_convention(convention)
+        jit_compile = validation.check_bool("jit_compile", jit_compile)
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if momentum == 0 and nesterov:
+            warnings.warn(
+                "`nesterov=True` has no effect with `momentum=0`: SGDPlus runs plain SGD, "
+                "as keras.optimizers.SGD does.",
+                stacklevel=2,
+            )
+        if momentum == 0 and dampening > 0:
+            warnings.warn(
+                f"`dampening={dampening}` has no effect with `momentum=0`: SGDPlus runs "
+                "plain SGD, as torch.optim.SGD does.",
+                stacklevel=2,
+            )
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.dampening = dampening
+        self.decay = decay
+        self.coupled_weight_decay = coupled_weight_decay
+        self.convention = convention
+        self.jit_compile = jit_compile
+        self._step_learning_rate: Any = None
+        self._compiled = _CompiledUpdates()
+
+    def build(self, variables: list[Any]) -> None:
+        """Creates one momentum slot per variable (named as `keras.optimizers.SGD` does)."""
+        if self.built:
+            return
+        super().build(variables)
+        self.momentums = []
+        if self.momentum != 0:
+            self.momentums = self.add_optimizer_variables(variables, "momentum")
+
+    # -- learning rate -------------------------------------------------------------------
+
+    def _get_current_learning_rate(self) -> Any:
+        """`lr_t = base(t) / (1 + decay * t)`: the rate the next step will use."""
+        if self._step_learning_rate is not None:
+            return self._step_learning_rate
+        base_rate = super()._get_current_learning_rate()
+        if self.decay == 0:
+            return base_rate
+        base_rate = ops.convert_to_tensor(base_rate)
+        step = ops.cast(self.iterations, base_rate.dtype)
+        return update_rules.decayed_learning_rate(base_rate, self.decay, step)
+
+    @contextlib.contextmanager
+    def _learning_rate_fixed_to(self, learning_rate: Any) -> Iterator[None]:
+        """Within the block every reader of the learning rate gets `learning_rate`."""
+        self._step_learning_rate = learning_rate
+        try:
+            yield
+        finally:
+            self._step_learning_rate = None
+
+    # -- the update ----------------------------------------------------------------------
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        """Applies the rule of the class docstring to one variable."""
+        dtype = variable.dtype
+        learning_rate = ops.cast(learning_rate, dtype)
+        gradient = ops.cast(gradient, dtype)
+        if self.coupled_weight_decay:
+            gradient = update_rules.with_coupled_weight_decay(
+                _backend.densify(gradient), _read(variable), self.coupled_weight_decay
+            )
+        if self.momentum == 0:
+            if _backend.is_sparse(gradient):
+                self.assign_sub(variable, _backend.scale_sparse(gradient, learning_rate))
+            else:
+                self.assign(variable, update_rules.plain_step(_read(variable), gradient, learning_rate))
+            return
+        gradient = _backend.densify(gradient)
+        slot = self.momentums[self._get_variable_index(variable)]
+        if self.convention == "keras":
+            weight, slot_value = update_rules.keras_momentum_step(
+                _read(variable),
+                gradient,
+                _read(slot),
+                learning_rate,
+                ops.cast(self.momentum, dtype),
+                ops.cast(self.dampening, dtype),
+                self.nesterov,
+            )
+        else:
+            first_step = ops.cast(ops.equal(self.iterations, 0), dtype)
+            weight, slot_value = update_rules.torch_momentum_step(
+                _read(variable),
+                gradient,
+                _read(slot),
+                learning_rate,
+                ops.cast(self.momentum, dtype),
+                update_rules.torch_gradient_scale(self.dampening, first_step),
+                self.nesterov,
+            )
+        self.assign(slot, slot_value)
+        self.assign(variable, weight)
+
+    def _backend_apply_gradients(self, grads: list[Any], trainable_variables: list[Any]) -> None:
+        """Clipping, weight decay, the step and EMA: XLA-compiled as one computation."""
+        route = self._update_route(grads)
+        if route == "as_is":
+            super()._backend_apply_gradients(grads, trainable_variables)
+            return
+        learning_rate = _backend.read_value(self.learning_rate)
+        order = tuple(self._get_variable_index(v) for v in trainable_variables)
+        if route == "tensorflow_xla":
+            self._compiled.tensorflow(self._apply_in_place)(learning_rate, tuple(grads), order)
+        else:
+            self._apply_with_jax_jit(learning_rate, grads, order)
+
+    def _update_route(self, grads: list[Any]) -> str:
+        """`"tensorflow_xla"`, `"jax_jit"`, or `"as_is"` (Keras's own graph/eager update)."""
+        if not self.jit_compile or _backend.is_traced(grads):
+            return "as_is"  # inside jax.jit (model.fit on JAX) the step is compiled already
+        strategy = _backend.distribution_strategy_name()
+        reason = (
+            f"the update runs under tf.distribute.{strategy}, whose cross-replica "
+            "variable updates XLA cannot compile"
+            if strategy
+            else _backend.xla_unavailable_reason()
+        )
+        if reason:
+            self._warn_once(f"SGDPlus is not XLA-compiling its update: {reason}. "
+                            "It runs the graph update instead, with the same results.")
+            return "as_is"
+        return "jax_jit" if _backend.BACKEND == "jax" else "tensorflow_xla"
+
+    def _apply_in_place(self, learning_rate: Any, grads: tuple[Any, ...], order: tuple[int, ...]) -> None:
+        """The whole update, traced once per structure of `grads` and compiled by XLA."""
+        variables = [self._trainable_variables[i] for i in order]
+        with self._learning_rate_fixed_to(learning_rate):
+            super()._backend_apply_gradients(list(grads), variables)
+
+    def _apply_with_jax_jit(self, learning_rate: Any, grads: list[Any], order: tuple[int, ...]) -> None:
+        """The whole update as a pure function under `jax.jit`; results assigned after it."""
+        jitted = self._compiled.jax(self._apply_stateless)
+        new_trainable, new_optimizer = jitted(
+            [v.value for v in self._trainable_variables],
+            [v.value for v in self.variables],
+            learning_rate,
+            list(grads),
+            order,
+        )
+        for variable, value in zip(self._trainable_variables, new_trainable):
+            variable.assign(value)
+        for variable, value in zip(self.variables, new_optimizer):
+            variable.assign(value)
+
+    def _apply_stateless(
+        self,
+        trainable_values: list[Any],
+        optimizer_values: list[Any],
+        learning_rate: Any,
+        grads: list[Any],
+        order: tuple[int, ...],
+    ) -> tuple[list[Any], list[Any]]:
+        mapping = list(zip(self._trainable_variables, trainable_values))
+        mapping += list(zip(self.variables, optimizer_values))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            self._apply_in_place(learning_rate, tuple(grads), order)
+        return (
+            [scope.get_current_value(v) for v in self._trainable_variables],
+            [scope.get_current_value(v) for v in self.variables],
+        )
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._compiled.warned:
+            self._compiled.warned.add(message)
+            warnings.warn(message, stacklevel=3)
+
+    # -- tf.keras 2 compatibility ----------------------------------------------------------
+
+    def minimize(self, loss: Any, var_list: Any, tape: Any = None) -> Any:
+        """Minimizes `loss` over `var_list` with one step, as in tf.keras 2.
+
+        Args:
+            loss: A zero-argument callable returning the loss, or (on TensorFlow) a tensor
+                computed under `tape`.
+            var_list: The variables to update, or a callable returning them.
+            tape: The `tf.GradientTape` that recorded a tensor `loss`.
+
+        Returns:
+            `optimizer.iterations`, after the step.
+        """
+        var_list = list(var_list() if callable(var_list) else var_list)
+        grads = _backend.gradients(loss, var_list, tape)
+        self.apply_gradients(zip(grads, var_list))
+        return self.iterations
+
+    # -- serialization -----------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "momentum": self.momentum,
+                "nesterov": self.nesterov,
+                "dampening": self.dampening,
+                "decay": self.decay,
+                "coupled_weight_decay": self.coupled_weight_decay,
+                "convention": self.convention,
+                "jit_compile": self.jit_compile,
+            }
+        )
+        return config
+
+
+def _read(variable: Any) -> Any:
+    """The current value of a Keras variable or of the `tf.Variable` inside one."""
+    if isinstance(variable, keras.Variable):
+        return variable.value
+    return ops.convert_to_tensor(variable)
+
+
+class _CompiledUpdates:
+    """The compiled update functions of one optimizer, made on first use.
+
+    A plain object, so that TensorFlow's tracking of the optimizer ignores the functions.
+    """
+
+    def __init__(self) -> None:
+        self._tensorflow: Any = None
+        self._jax: Any = None
+        self.warned: set[str] = set()
+
+    def tensorflow(self, body: Any) -> Any:
+        if self._tensorflow is None:
+            self._tensorflow = _backend.tensorflow_xla_function(body)
+        return self._tensorflow
+
+    def jax(self, body: Any) -> Any:
+        if self._jax is None:
+            self._jax = _backend.jax_jit(body, static_argnums=(4,))
+        return self._jax

@@ -1,0 +1,85 @@
+"""The arithmetic of SGDPlus, written once for every array type.
+
+Each function takes weights, gradients and slots (NumPy arrays, TensorFlow tensors or JAX
+arrays: only ``+``, ``-`` and ``*`` are used) and returns the new values; none of them
+touches a variable. Notation as in DESIGN §2: ``w`` weight, ``g`` gradient, ``lr``
+learning rate of this step, ``mu`` momentum, ``tau`` dampening.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+Array = TypeVar("Array")
+
+
+def decayed_learning_rate(base_rate: Any, decay: float, step: Any) -> Any:
+    """Inverse-time decay of tf.keras 1.x/2.x (``decay=``), applied per iteration.
+
+    ``lr_t = base(t) / (1 + decay * t)``, where ``t`` counts the updates already applied.
+    """
+    return base_rate / (1.0 + decay * step)
+
+
+def with_coupled_weight_decay(gradient: Array, weight: Array, coupled_weight_decay: float) -> Array:
+    """L2 regularisation folded into the gradient: ``g = g + coupled_weight_decay * w``."""
+    return gradient + coupled_weight_decay * weight
+
+
+def plain_step(weight: Array, gradient: Array, learning_rate: Any) -> Array:
+    """Vanilla gradient descent: ``w = w - lr * g``."""
+    return weight - gradient * learning_rate
+
+
+def keras_momentum_step(
+    weight: Array,
+    gradient: Array,
+    velocity: Array,
+    learning_rate: Any,
+    momentum: Any,
+    dampening: Any,
+    nesterov: bool,
+) -> tuple[Array, Array]:
+    """One step of momentum in the Keras convention; returns ``(w, v)``.
+
+    ```
+    v = mu * v - (1 - tau) * lr * g
+    w = w + v                       (plain momentum)
+    w = w + mu * v - lr * g         (nesterov=True; Sutskever et al. 2013)
+    ```
+    The velocity ``v`` holds steps already scaled by the rate they were taken at.
+    """
+    velocity = velocity * momentum - gradient * ((1.0 - dampening) * learning_rate)
+    if nesterov:
+        return weight + (velocity * momentum - gradient * learning_rate), velocity
+    return weight + velocity, velocity
+
+
+def torch_momentum_step(
+    weight: Array,
+    gradient: Array,
+    buffer: Array,
+    learning_rate: Any,
+    momentum: Any,
+    gradient_scale: Any,
+    nesterov: bool,
+) -> tuple[Array, Array]:
+    """One step of momentum in the ``torch.optim.SGD`` convention; returns ``(w, b)``.
+
+    ```
+    b = g                           on the first step   (gradient_scale = 1)
+    b = mu * b + (1 - tau) * g      afterwards          (gradient_scale = 1 - tau)
+    w = w - lr * (g + mu * b)       (nesterov=True)
+    w = w - lr * b                  (plain momentum)
+    ```
+    The buffer starts at zero, so ``mu * b`` vanishes on the first step and one formula
+    covers both cases. The buffer holds gradients, not steps: a new rate applies at once.
+    """
+    buffer = buffer * momentum + gradient * gradient_scale
+    direction = gradient + buffer * momentum if nesterov else buffer
+    return weight - direction * learning_rate, buffer
+
+
+def torch_gradient_scale(dampening: float, first_step: Any) -> Any:
+    """``1`` on the first step (the buffer is set to ``g``), ``1 - dampening`` after it."""
+    return 1.0 - dampening * (1.0 - first_step)
