@@ -158,7 +158,8 @@ class SGDPlus(keras.optimizers.Optimizer):
         gradient = ops.cast(gradient, dtype)
         if self.coupled_weight_decay:
             gradient = update_rules.with_coupled_weight_decay(
-                _backend.densify(gradient), _read(variable), self.coupled_weight_decay
+                _backend.densify(gradient), _read(variable),
+                _constant(self.coupled_weight_decay, dtype),
             )
         if self.momentum == 0:
             if _backend.is_sparse(gradient):
@@ -174,8 +175,8 @@ class SGDPlus(keras.optimizers.Optimizer):
                 gradient,
                 _read(slot),
                 learning_rate,
-                ops.cast(self.momentum, dtype),
-                ops.cast(self.dampening, dtype),
+                _constant(self.momentum, dtype),
+                _constant(self.dampening, dtype),
                 self.nesterov,
             )
         else:
@@ -185,7 +186,7 @@ class SGDPlus(keras.optimizers.Optimizer):
                 gradient,
                 _read(slot),
                 learning_rate,
-                ops.cast(self.momentum, dtype),
+                _constant(self.momentum, dtype),
                 update_rules.torch_gradient_scale(self.dampening, first_step),
                 self.nesterov,
             )
@@ -300,6 +301,11 @@ class SGDPlus(keras.optimizers.Optimizer):
             }
         )
         return config
+
+
+def _constant(value: float, dtype: str) -> Any:
+    """A hyperparameter as a tensor of `dtype`, without a detour through float32."""
+    return ops.convert_to_tensor(value, dtype)
 
 
 def _read(variable: Any) -> Any:

@@ -1,0 +1,135 @@
+"""Layer 2: SGDPlus against the independent NumPy reference, weights and slots, many steps."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_sgdplus import SGDPlus
+from tests.optimizer.reference import ReferenceSGD
+from tests.optimizer.trajectories import (
+    assert_trajectories_close,
+    gradient_sequence,
+    initial_weights,
+    run_keras_optimizer,
+    run_reference,
+)
+
+SHAPES = [(3, 4), (5,), ()]
+STEPS = 40
+
+
+def staircase(t):
+    """0.1 halved every 8 steps: what ExponentialDecay(0.1, 8, 0.5, staircase=True) gives."""
+    return np.float32(0.1) * np.float32(0.5) ** (t // 8)
+
+
+def staircase_schedule():
+    return keras.optimizers.schedules.ExponentialDecay(0.1, 8, 0.5, staircase=True)
+
+
+# (id, SGDPlus keyword arguments, reference keyword arguments)
+CONFIGS = [
+    ("plain", {}, {}),
+    ("momentum", {"momentum": 0.9}, {}),
+    ("nesterov", {"momentum": 0.9, "nesterov": True}, {}),
+    ("dampening", {"momentum": 0.9, "dampening": 0.3}, {}),
+    ("nesterov-dampening", {"momentum": 0.8, "nesterov": True, "dampening": 0.5}, {}),
+    ("coupled-wd", {"momentum": 0.9, "coupled_weight_decay": 0.05}, {}),
+    ("decoupled-wd", {"momentum": 0.9, "weight_decay": 0.04}, {}),
+    ("both-wd", {"momentum": 0.5, "weight_decay": 0.04, "coupled_weight_decay": 0.02}, {}),
+    ("decay", {"momentum": 0.9, "decay": 0.05}, {}),
+    ("decay-plain", {"decay": 0.2}, {}),
+    ("schedule", {"momentum": 0.9, "learning_rate": "staircase"}, {}),
+    ("schedule-nesterov", {"momentum": 0.9, "nesterov": True, "learning_rate": "staircase"}, {}),
+    ("schedule-decay-dampening", {"momentum": 0.7, "dampening": 0.2, "decay": 0.1,
+                                  "learning_rate": "staircase"}, {}),
+]
+
+
+def build(config, convention):
+    kwargs = dict(config)
+    if kwargs.get("learning_rate") == "staircase":
+        optimizer = SGDPlus(**{**kwargs, "learning_rate": staircase_schedule()},
+                            convention=convention, jit_compile=False)
+        reference = ReferenceSGD(**{**kwargs, "learning_rate": staircase}, convention=convention)
+        return optimizer, reference
+    kwargs.setdefault("learning_rate", 0.05)
+    return SGDPlus(**kwargs, convention=convention), ReferenceSGD(**kwargs, convention=convention)
+
+
+@pytest.mark.parametrize("jit_compile", [True, False], ids=["xla", "no-xla"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("convention", ["keras", "torch"])
+@pytest.mark.parametrize(("name", "config", "_"), CONFIGS, ids=[c[0] for c in CONFIGS])
+def test_matches_reference(name, config, _, convention, dtype, jit_compile):
+    optimizer, reference = build(config, convention)
+    optimizer.jit_compile = jit_compile
+    weights, gradients = initial_weights(SHAPES), gradient_sequence(SHAPES, STEPS)
+    actual = run_keras_optimizer(optimizer, weights, gradients, dtype)
+    expected = run_reference(reference, weights, gradients, dtype)
+    assert_trajectories_close(actual, expected, dtype)
+
+
+@pytest.mark.parametrize("convention", ["keras", "torch"])
+def test_conventions_differ_when_the_rate_changes(convention):
+    """The reference tells the two conventions apart, so the comparison above has teeth."""
+    config = {"momentum": 0.9, "learning_rate": "staircase"}
+    other = "torch" if convention == "keras" else "keras"
+    optimizer, _ = build(config, convention)
+    _, wrong_reference = build(config, other)
+    weights, gradients = initial_weights(SHAPES), gradient_sequence(SHAPES, STEPS)
+    actual = run_keras_optimizer(optimizer, weights, gradients, "float64")
+    wrong = run_reference(wrong_reference, weights, gradients, "float64")
+    with pytest.raises(AssertionError):
+        assert_trajectories_close(actual, wrong, "float64")
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_learning_rate_reports_the_rate_of_the_next_step(jit_compile):
+    optimizer = SGDPlus(learning_rate=0.1, decay=0.5, momentum=0.9, jit_compile=jit_compile)
+    variable = keras.Variable(np.ones(2, "float32"))
+    reference = ReferenceSGD(learning_rate=0.1, decay=0.5)
+    for step in range(5):
+        assert float(optimizer.learning_rate) == pytest.approx(float(reference.rate(step)))
+        optimizer.apply([keras.ops.ones(2)], [variable])
+    # 0.1 / (1 + 0.5 * 5)
+    assert float(optimizer.learning_rate) == pytest.approx(0.1 / 3.5)
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_a_callable_learning_rate_is_read_at_every_step(jit_compile):
+    """A zero-argument callable is asked for the rate before each step, eagerly."""
+    rates = [0.1, 0.2, 0.4]
+    current = {"rate": rates[0]}
+    optimizer = SGDPlus(learning_rate=lambda: current["rate"], jit_compile=jit_compile)
+    variable = keras.Variable(np.zeros(1, "float32"))
+    for rate in rates:
+        current["rate"] = rate
+        optimizer.apply([keras.ops.ones(1)], [variable])
+    # w = -(0.1 + 0.2 + 0.4) * 1
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), [-0.7], rtol=1e-6)
+
+
+def test_weights_follow_a_loss_gradient_on_rosenbrock():
+    """Gradients that depend on the weights: the trajectories stay together for 200 steps."""
+
+    def rosenbrock_gradient(point):
+        x, y = point
+        return np.array([-2 * (1 - x) - 400 * x * (y - x**2), 200 * (y - x**2)])
+
+    start = np.array([-1.2, 1.0])
+    for convention in ("keras", "torch"):
+        optimizer = SGDPlus(learning_rate=0.0005, momentum=0.9, nesterov=True,
+                            convention=convention)
+        reference = ReferenceSGD(learning_rate=0.0005, momentum=0.9, nesterov=True,
+                                 convention=convention)
+        variable = keras.Variable(start, dtype="float64")
+        expected = start.copy()
+        for _ in range(200):
+            gradient = rosenbrock_gradient(keras.ops.convert_to_numpy(variable))
+            optimizer.apply([keras.ops.convert_to_tensor(gradient)], [variable])
+            (expected,) = reference.step([expected], [rosenbrock_gradient(expected)])
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), expected, rtol=1e-10)
+        # and it did descend: Rosenbrock(-1.2, 1) = 24.2
+        x, y = expected
+        assert (1 - x) ** 2 + 100 * (y - x**2) ** 2 < 24.2
