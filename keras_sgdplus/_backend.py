@@ -7,7 +7,8 @@ TensorFlow and JAX backends need their own code.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 
@@ -76,7 +77,7 @@ def xla_unavailable_reason() -> str | None:
     with tf.init_scope():
         try:
             tf.function(lambda x: x + 1.0, jit_compile=True)(tf.constant(1.0))
-        except Exception as error:  # noqa: BLE001 - any failure means: no XLA here
+        except Exception as error:
             return f"XLA failed to compile a probe ({type(error).__name__}: {error})"
     return None
 
@@ -139,7 +140,7 @@ def _jax_gradients(loss: Any, var_list: list[Any], tape: Any) -> list[Any]:
         )
 
     def loss_of(values: list[Any]) -> Any:
-        with keras.StatelessScope(state_mapping=list(zip(var_list, values))):
+        with keras.StatelessScope(state_mapping=list(zip(var_list, values, strict=True))):
             return loss()
 
     return list(jax.grad(loss_of)([v.value for v in var_list]))

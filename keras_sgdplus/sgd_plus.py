@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import keras
 from keras import ops
@@ -158,14 +159,17 @@ class SGDPlus(keras.optimizers.Optimizer):
         gradient = ops.cast(gradient, dtype)
         if self.coupled_weight_decay:
             gradient = update_rules.with_coupled_weight_decay(
-                _backend.densify(gradient), _read(variable),
+                _backend.densify(gradient),
+                _read(variable),
                 _constant(self.coupled_weight_decay, dtype),
             )
         if self.momentum == 0:
             if _backend.is_sparse(gradient):
                 self.assign_sub(variable, _backend.scale_sparse(gradient, learning_rate))
             else:
-                self.assign(variable, update_rules.plain_step(_read(variable), gradient, learning_rate))
+                self.assign(
+                    variable, update_rules.plain_step(_read(variable), gradient, learning_rate)
+                )
             return
         gradient = _backend.densify(gradient)
         slot = self.momentums[self._get_variable_index(variable)]
@@ -218,18 +222,24 @@ class SGDPlus(keras.optimizers.Optimizer):
             else _backend.xla_unavailable_reason()
         )
         if reason:
-            self._warn_once(f"SGDPlus is not XLA-compiling its update: {reason}. "
-                            "It runs the graph update instead, with the same results.")
+            self._warn_once(
+                f"SGDPlus is not XLA-compiling its update: {reason}. "
+                "It runs the graph update instead, with the same results."
+            )
             return "as_is"
         return "jax_jit" if _backend.BACKEND == "jax" else "tensorflow_xla"
 
-    def _apply_in_place(self, learning_rate: Any, grads: tuple[Any, ...], order: tuple[int, ...]) -> None:
+    def _apply_in_place(
+        self, learning_rate: Any, grads: tuple[Any, ...], order: tuple[int, ...]
+    ) -> None:
         """The whole update, traced once per structure of `grads` and compiled by XLA."""
         variables = [self._trainable_variables[i] for i in order]
         with self._learning_rate_fixed_to(learning_rate):
             super()._backend_apply_gradients(list(grads), variables)
 
-    def _apply_with_jax_jit(self, learning_rate: Any, grads: list[Any], order: tuple[int, ...]) -> None:
+    def _apply_with_jax_jit(
+        self, learning_rate: Any, grads: list[Any], order: tuple[int, ...]
+    ) -> None:
         """The whole update as a pure function under `jax.jit`; results assigned after it."""
         jitted = self._compiled.jax(self._apply_stateless)
         new_trainable, new_optimizer = jitted(
@@ -239,9 +249,9 @@ class SGDPlus(keras.optimizers.Optimizer):
             list(grads),
             order,
         )
-        for variable, value in zip(self._trainable_variables, new_trainable):
+        for variable, value in zip(self._trainable_variables, new_trainable, strict=True):
             variable.assign(value)
-        for variable, value in zip(self.variables, new_optimizer):
+        for variable, value in zip(self.variables, new_optimizer, strict=True):
             variable.assign(value)
 
     def _apply_stateless(
@@ -252,8 +262,8 @@ class SGDPlus(keras.optimizers.Optimizer):
         grads: list[Any],
         order: tuple[int, ...],
     ) -> tuple[list[Any], list[Any]]:
-        mapping = list(zip(self._trainable_variables, trainable_values))
-        mapping += list(zip(self.variables, optimizer_values))
+        mapping = list(zip(self._trainable_variables, trainable_values, strict=True))
+        mapping += list(zip(self.variables, optimizer_values, strict=True))
         with keras.StatelessScope(state_mapping=mapping) as scope:
             self._apply_in_place(learning_rate, tuple(grads), order)
         return (
@@ -282,7 +292,7 @@ class SGDPlus(keras.optimizers.Optimizer):
         """
         var_list = list(var_list() if callable(var_list) else var_list)
         grads = _backend.gradients(loss, var_list, tape)
-        self.apply_gradients(zip(grads, var_list))
+        self.apply_gradients(zip(grads, var_list, strict=True))
         return self.iterations
 
     # -- serialization -----------------------------------------------------------------------
@@ -301,6 +311,11 @@ class SGDPlus(keras.optimizers.Optimizer):
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> SGDPlus:
+        """The optimizer of `get_config()`; unlike Keras's, leaves `config` unchanged."""
+        return super().from_config(dict(config), custom_objects=custom_objects)
 
 
 def _constant(value: float, dtype: str) -> Any:

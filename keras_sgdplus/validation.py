@@ -6,6 +6,8 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
+
 CONVENTIONS = ("keras", "torch")
 
 
@@ -34,7 +36,7 @@ def check_unit_interval(name: str, value: Any) -> float:
 
 def check_bool(name: str, value: Any) -> bool:
     """A bool, or a NumPy bool."""
-    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+    if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
     return bool(value)
 

@@ -3,9 +3,18 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("JAX_ENABLE_X64", "1")  # float64 tests on the JAX backend too
 
-import keras  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import pytest
+
+if keras.backend.backend() == "tensorflow":
+    import tensorflow as tf
+
+    # Two logical CPU devices for the tf.distribute.MirroredStrategy tests; this must happen
+    # before TensorFlow runs its first op.
+    (_cpu,) = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
 def pytest_configure(config):

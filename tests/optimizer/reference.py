@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import keras
 import numpy as np
+
+
+def keras_weight_decay(weight_decay: float) -> float:
+    """The decoupled weight decay as Keras's base class applies it: `ops.cast(wd, dtype)`
+    goes through float32 on TensorFlow, and is exact on JAX."""
+    if keras.backend.backend() == "tensorflow":
+        return float(np.float32(weight_decay))
+    return weight_decay
 
 
 @dataclass
@@ -25,16 +34,18 @@ class ReferenceSGD:
     coupled_weight_decay: float = 0.0
     weight_decay: float | None = None
     convention: str = "keras"
+    rate_dtype: type = np.float32  # Keras keeps a float rate in float32; a schedule may differ
     step_count: int = 0
     slots: list[np.ndarray] = field(default_factory=list)
 
-    def rate(self, t: int) -> np.float32:
-        """lr_t = base(t) / (1 + decay * t), in float32 as the optimizer computes it."""
+    def rate(self, t: int) -> np.floating:
+        """lr_t = base(t) / (1 + decay * t), in the dtype Keras computes the rate in."""
         base = self.learning_rate(t) if callable(self.learning_rate) else self.learning_rate
-        base = np.float32(base)
+        rate_type = self.rate_dtype
+        base = rate_type(base)
         if self.decay == 0:
             return base
-        return base / (np.float32(1.0) + np.float32(self.decay) * np.float32(t))
+        return base / (rate_type(1.0) + rate_type(self.decay) * rate_type(t))
 
     def step(self, weights: list[np.ndarray], grads: list[np.ndarray]) -> list[np.ndarray]:
         """Returns the new weights; keeps the slots (v or b) in `self.slots`."""
@@ -47,8 +58,7 @@ class ReferenceSGD:
         for i, (w, g) in enumerate(zip(weights, grads, strict=True)):
             w, g = w.astype(dtype), g.astype(dtype)
             if self.weight_decay is not None:
-                # Keras's base class casts the Python float through float32 (`ops.cast`).
-                w = w - w * dtype(np.float32(self.weight_decay)) * lr
+                w = w - w * dtype(keras_weight_decay(self.weight_decay)) * lr
             if self.coupled_weight_decay:
                 g = g + dtype(self.coupled_weight_decay) * w
             if self.momentum == 0:
@@ -58,10 +68,8 @@ class ReferenceSGD:
                 self.slots[i] = v
                 w = w + (mu * v - lr * g) if self.nesterov else w + v
             else:
-                if self.step_count == 0:
-                    b = g.copy()
-                else:
-                    b = mu * self.slots[i] + (dtype(1) - tau) * g
+                first_step = self.step_count == 0
+                b = g.copy() if first_step else mu * self.slots[i] + (dtype(1) - tau) * g
                 self.slots[i] = b
                 w = w - lr * (g + mu * b) if self.nesterov else w - lr * b
             new_weights.append(w)

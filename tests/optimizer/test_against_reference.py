@@ -19,12 +19,12 @@ STEPS = 40
 
 
 def staircase(t):
-    """0.1 halved every 8 steps: what ExponentialDecay(0.1, 8, 0.5, staircase=True) gives."""
-    return np.float32(0.1) * np.float32(0.5) ** (t // 8)
+    """0.125 halved every 8 steps: ExponentialDecay(0.125, 8, 0.5, staircase=True); exact."""
+    return 0.125 * 0.5 ** (t // 8)
 
 
 def staircase_schedule():
-    return keras.optimizers.schedules.ExponentialDecay(0.1, 8, 0.5, staircase=True)
+    return keras.optimizers.schedules.ExponentialDecay(0.125, 8, 0.5, staircase=True)
 
 
 # (id, SGDPlus keyword arguments, reference keyword arguments)
@@ -41,17 +41,27 @@ CONFIGS = [
     ("decay-plain", {"decay": 0.2}, {}),
     ("schedule", {"momentum": 0.9, "learning_rate": "staircase"}, {}),
     ("schedule-nesterov", {"momentum": 0.9, "nesterov": True, "learning_rate": "staircase"}, {}),
-    ("schedule-decay-dampening", {"momentum": 0.7, "dampening": 0.2, "decay": 0.1,
-                                  "learning_rate": "staircase"}, {}),
+    (
+        "schedule-decay-dampening",
+        {"momentum": 0.7, "dampening": 0.2, "decay": 0.1, "learning_rate": "staircase"},
+        {},
+    ),
 ]
 
 
 def build(config, convention):
     kwargs = dict(config)
     if kwargs.get("learning_rate") == "staircase":
-        optimizer = SGDPlus(**{**kwargs, "learning_rate": staircase_schedule()},
-                            convention=convention, jit_compile=False)
-        reference = ReferenceSGD(**{**kwargs, "learning_rate": staircase}, convention=convention)
+        optimizer = SGDPlus(
+            **{**kwargs, "learning_rate": staircase_schedule()},
+            convention=convention,
+            jit_compile=False,
+        )
+        # the dtype Keras computes this schedule in (float64 on JAX with x64 enabled)
+        rate_dtype = np.dtype(keras.ops.convert_to_numpy(staircase_schedule()(0)).dtype).type
+        reference = ReferenceSGD(
+            **{**kwargs, "learning_rate": staircase}, convention=convention, rate_dtype=rate_dtype
+        )
         return optimizer, reference
     kwargs.setdefault("learning_rate", 0.05)
     return SGDPlus(**kwargs, convention=convention), ReferenceSGD(**kwargs, convention=convention)
@@ -119,10 +129,12 @@ def test_weights_follow_a_loss_gradient_on_rosenbrock():
 
     start = np.array([-1.2, 1.0])
     for convention in ("keras", "torch"):
-        optimizer = SGDPlus(learning_rate=0.0005, momentum=0.9, nesterov=True,
-                            convention=convention)
-        reference = ReferenceSGD(learning_rate=0.0005, momentum=0.9, nesterov=True,
-                                 convention=convention)
+        optimizer = SGDPlus(
+            learning_rate=0.0005, momentum=0.9, nesterov=True, convention=convention
+        )
+        reference = ReferenceSGD(
+            learning_rate=0.0005, momentum=0.9, nesterov=True, convention=convention
+        )
         variable = keras.Variable(start, dtype="float64")
         expected = start.copy()
         for _ in range(200):

@@ -43,7 +43,12 @@ def test_keras_momentum_step_by_hand(dampening, nesterov, expected_weight, expec
 )
 def test_torch_first_step_by_hand(gradient_scale, nesterov, expected_weight, expected_buffer):
     weight, buffer = update_rules.torch_momentum_step(
-        1.0, 2.0, 0.0, learning_rate=0.1, momentum=0.9, gradient_scale=gradient_scale,
+        1.0,
+        2.0,
+        0.0,
+        learning_rate=0.1,
+        momentum=0.9,
+        gradient_scale=gradient_scale,
         nesterov=nesterov,
     )
     assert weight == pytest.approx(expected_weight)
@@ -92,7 +97,9 @@ def test_classic_minimize_example_by_hand():
     weight, velocity = update_rules.keras_momentum_step(1.0, 1.0, 0.0, 0.1, 0.9, 0.0, False)
     assert 1.0 - weight == pytest.approx(0.1)
     moved = weight
-    weight, velocity = update_rules.keras_momentum_step(weight, weight, velocity, 0.1, 0.9, 0, False)
+    weight, velocity = update_rules.keras_momentum_step(
+        weight, weight, velocity, 0.1, 0.9, 0, False
+    )
     assert moved - weight == pytest.approx(0.18)
 
 
