@@ -197,6 +197,41 @@ class SGDPlus(keras.optimizers.Optimizer):
         self.assign(slot, slot_value)
         self.assign(variable, weight)
 
+    def apply(self, grads: Any, trainable_variables: Any = None) -> None:
+        """Updates the variables; an eager TensorFlow step, counter included, is one XLA call.
+
+        What Keras's `apply` does around the update (filtering missing gradients, loss
+        scaling, constraints, counting the step) costs more than the update itself when
+        called eagerly. Where none of it has work to do, the step counter is advanced inside
+        the compiled update and that is all that runs; otherwise Keras's `apply` runs.
+        """
+        variables = self._trainable_variables
+        if trainable_variables is not None:
+            variables = list(trainable_variables)
+            if not self.built:
+                with keras.name_scope(self.name, caller=self):
+                    self.build(variables)
+                self.built = True
+        if not self.built or not self._whole_step_in_xla(grads, variables):
+            super().apply(grads, trainable_variables)
+            return
+        order = self._compiled.order(variables, self)
+        learning_rate = _backend.read_value(self.learning_rate)
+        self._compiled.tensorflow(self._apply_in_place)(
+            learning_rate, tuple(grads), order, count_step=True
+        )
+
+    def _whole_step_in_xla(self, grads: Any, variables: list[Any]) -> bool:
+        """True for an eager TensorFlow step with a dense gradient for every plain variable."""
+        return (
+            _backend.BACKEND == "tensorflow"
+            and self.loss_scale_factor is None
+            and len(grads) == len(variables) > 0
+            and _backend.all_eager_dense(grads)
+            and self._compiled.plain_variables(variables)
+            and self._update_route(grads) == "tensorflow_xla"
+        )
+
     def _backend_apply_gradients(self, grads: list[Any], trainable_variables: list[Any]) -> None:
         """Clipping, weight decay, the step and EMA: XLA-compiled as one computation."""
         route = self._update_route(grads)
@@ -204,7 +239,7 @@ class SGDPlus(keras.optimizers.Optimizer):
             super()._backend_apply_gradients(grads, trainable_variables)
             return
         learning_rate = _backend.read_value(self.learning_rate)
-        order = tuple(self._get_variable_index(v) for v in trainable_variables)
+        order = self._compiled.order(trainable_variables, self)
         if route == "tensorflow_xla":
             self._compiled.tensorflow(self._apply_in_place)(learning_rate, tuple(grads), order)
         else:
@@ -230,12 +265,18 @@ class SGDPlus(keras.optimizers.Optimizer):
         return "jax_jit" if _backend.BACKEND == "jax" else "tensorflow_xla"
 
     def _apply_in_place(
-        self, learning_rate: Any, grads: tuple[Any, ...], order: tuple[int, ...]
+        self,
+        learning_rate: Any,
+        grads: tuple[Any, ...],
+        order: tuple[int, ...],
+        count_step: bool = False,
     ) -> None:
         """The whole update, traced once per structure of `grads` and compiled by XLA."""
         variables = [self._trainable_variables[i] for i in order]
         with self._learning_rate_fixed_to(learning_rate):
             super()._backend_apply_gradients(list(grads), variables)
+        if count_step:
+            self._iterations.assign_add(1)
 
     def _apply_with_jax_jit(
         self, learning_rate: Any, grads: list[Any], order: tuple[int, ...]
@@ -340,10 +381,38 @@ class _CompiledUpdates:
         self._tensorflow: Any = None
         self._jax: Any = None
         self.warned: set[str] = set()
+        self._orders: dict[tuple[int, ...], tuple[int, ...]] = {}
+
+        self._plain: dict[tuple[int, ...], bool] = {}
+
+    def order(self, variables: list[Any], optimizer: SGDPlus) -> tuple[int, ...]:
+        """The optimizer's indices of `variables`, remembered by the variables' identities.
+
+        An optimizer holds the variables it was built with, so their ids stay theirs.
+        """
+        key = tuple(map(id, variables))
+        order = self._orders.get(key)
+        if order is None:
+            optimizer._check_variables_are_known(variables)
+            order = tuple(optimizer._get_variable_index(v) for v in variables)
+            self._orders[key] = order
+        return order
+
+    def plain_variables(self, variables: list[Any]) -> bool:
+        """True when no variable has a constraint or is overwritten with its gradient."""
+        key = tuple(map(id, variables))
+        plain = self._plain.get(key)
+        if plain is None:
+            plain = self._plain[key] = not any(
+                getattr(v, "constraint", None) is not None
+                or getattr(v, "overwrite_with_gradient", False)
+                for v in variables
+            )
+        return plain
 
     def tensorflow(self, body: Any) -> Any:
         if self._tensorflow is None:
-            self._tensorflow = _backend.tensorflow_xla_function(body)
+            self._tensorflow = _backend.TensorFlowXlaUpdate(body)
         return self._tensorflow
 
     def jax(self, body: Any) -> Any:

@@ -36,13 +36,14 @@ def test_eager_apply_compiles_one_xla_module_that_updates_every_variable():
     variables, gradients = variables_and_gradients()
     for _ in range(3):
         optimizer.apply(gradients, variables)
-    compiled = optimizer._compiled._tensorflow
+    compiled = optimizer._compiled._tensorflow.function
     assert compiled.experimental_get_tracing_count() == 1  # traced once, reused
     order = tuple(range(len(SHAPES)))
-    hlo = compiled.experimental_get_compiler_ir(tf.constant(0.1), tuple(gradients), order)(
+    hlo = compiled.experimental_get_compiler_ir(tf.constant(0.1), tuple(gradients), order, True)(
         stage="hlo"
     )
     assert hlo.count("HloModule") == 1
+    assert "s64[]" in hlo  # the step counter is advanced inside it too
     # each weight and each momentum slot is an output of the one module
     for shape in SHAPES:
         dims = ",".join(map(str, shape))
@@ -85,7 +86,7 @@ def test_model_fit_calls_the_compiled_update(jit_compile):
     optimizer = SGDPlus(0.1, momentum=0.9)
     model.compile(optimizer=optimizer, loss="mse", jit_compile=jit_compile)
     model.fit(np.ones((8, 3)), np.zeros((8, 2)), epochs=1, verbose=0)
-    assert optimizer._compiled._tensorflow.experimental_get_tracing_count() >= 1
+    assert optimizer._compiled._tensorflow.function.experimental_get_tracing_count() >= 1
 
 
 def test_jit_compile_false_never_compiles_its_own_update():

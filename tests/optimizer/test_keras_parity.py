@@ -245,3 +245,23 @@ def test_mirrored_strategy_gives_the_weights_of_single_device_training():
     fallback = [w for w in caught if "not XLA-compiling" in str(w.message)]
     assert len(fallback) == 1
     assert "MirroredStrategy" in str(fallback[0].message)
+
+
+@pytest.mark.parametrize("jit_compile", [True, False], ids=["xla", "no-xla"])
+def test_constraints_and_missing_gradients_as_keras_sgd(jit_compile):
+    """The cases Keras's `apply` handles around the update: both optimizers agree."""
+
+    def run(optimizer):
+        constrained = keras.Variable(np.ones(3, "float32"), constraint=keras.constraints.NonNeg())
+        free = keras.Variable(np.ones(2, "float32"))
+        for _ in range(3):
+            optimizer.apply([keras.ops.ones(3) * 4.0, keras.ops.ones(2)], [constrained, free])
+        with pytest.warns(UserWarning, match="Gradients do not exist"):
+            optimizer.apply([None, keras.ops.ones(2)], [constrained, free])
+        return [keras.ops.convert_to_numpy(v) for v in (constrained, free)]
+
+    ours = run(SGDPlus(0.1, momentum=0.5, jit_compile=jit_compile))
+    theirs = run(keras.optimizers.SGD(0.1, momentum=0.5))
+    np.testing.assert_array_equal(ours[0], [0.0, 0.0, 0.0])  # clipped at zero by NonNeg
+    for got, want in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
