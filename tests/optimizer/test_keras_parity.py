@@ -252,16 +252,19 @@ def test_constraints_and_missing_gradients_as_keras_sgd(jit_compile):
     """The cases Keras's `apply` handles around the update: both optimizers agree."""
 
     def run(optimizer):
-        constrained = keras.Variable(np.ones(3, "float32"), constraint=keras.constraints.NonNeg())
+        layer = keras.layers.Dense(1, kernel_constraint=keras.constraints.NonNeg())
+        layer.build((None, 3))
+        layer.kernel.assign(np.ones((3, 1), "float32"))
+        constrained = layer.kernel
         free = keras.Variable(np.ones(2, "float32"))
         for _ in range(3):
-            optimizer.apply([keras.ops.ones(3) * 4.0, keras.ops.ones(2)], [constrained, free])
+            optimizer.apply([keras.ops.ones((3, 1)) * 4.0, keras.ops.ones(2)], [constrained, free])
         with pytest.warns(UserWarning, match="Gradients do not exist"):
             optimizer.apply([None, keras.ops.ones(2)], [constrained, free])
         return [keras.ops.convert_to_numpy(v) for v in (constrained, free)]
 
     ours = run(SGDPlus(0.1, momentum=0.5, jit_compile=jit_compile))
     theirs = run(keras.optimizers.SGD(0.1, momentum=0.5))
-    np.testing.assert_array_equal(ours[0], [0.0, 0.0, 0.0])  # clipped at zero by NonNeg
+    np.testing.assert_array_equal(ours[0], [[0.0]] * 3)  # clipped at zero by NonNeg
     for got, want in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6)
