@@ -118,7 +118,7 @@ class TensorFlowXlaUpdate:
             self.function(learning_rate, grads, order, count_step)
             return
         key = (order, count_step, learning_rate.dtype, *(g.dtype for g in grads))
-        concrete = self._concrete.get(key)
+        concrete: Any = self._concrete.get(key)
         if concrete is None:
             concrete = self.function.get_concrete_function(learning_rate, grads, order, count_step)
             concrete = self._concrete[key] = concrete if hasattr(concrete, "_call_flat") else False

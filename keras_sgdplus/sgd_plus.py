@@ -74,6 +74,8 @@ class SGDPlus(keras.optimizers.Optimizer):
             `gradient_accumulation_steps` and `name`.
     """
 
+    built: bool  # set by Keras's base optimizer
+
     def __init__(
         self,
         learning_rate: Any = 0.01,

@@ -8,9 +8,10 @@ learning rate of this step, ``mu`` momentum, ``tau`` dampening.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
-Array = TypeVar("Array")
+# A NumPy array, TensorFlow tensor or JAX array: anything with +, - and *.
+Array = Any
 
 
 def decayed_learning_rate(base_rate: Any, decay: float, step: Any) -> Any:

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite: ruff, then pytest on the TensorFlow backend, then the optimizer tests
+# The whole test suite: ruff and mypy, then pytest on the TensorFlow backend, then the optimizer tests
 # again on Keras's JAX backend. Sets up .venv/ on first use.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy keras_sgdplus
 KERAS_BACKEND=tensorflow .venv/bin/python -m pytest "$@"
 KERAS_BACKEND=jax .venv/bin/python -m pytest -m "not tensorflow_only" tests/optimizer "$@"
