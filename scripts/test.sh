@@ -7,4 +7,4 @@ source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 .venv/bin/ruff format --check .
 .venv/bin/mypy keras_sgdplus
 KERAS_BACKEND=tensorflow .venv/bin/python -m pytest "$@"
-KERAS_BACKEND=jax .venv/bin/python -m pytest -m "not tensorflow_only" tests/optimizer "$@"
+KERAS_BACKEND=jax .venv/bin/python -m pytest tests/optimizer "$@"

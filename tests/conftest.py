@@ -21,15 +21,17 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "tensorflow_only: needs the TensorFlow backend (tf.distribute, tapes, XLA)"
     )
+    config.addinivalue_line("markers", "jax_only: checks what only the JAX backend does")
 
 
 def pytest_collection_modifyitems(config, items):
-    if keras.backend.backend() == "tensorflow":
-        return
-    skip = pytest.mark.skip(reason=f"TensorFlow-only; this run uses {keras.backend.backend()}")
-    for item in items:
-        if "tensorflow_only" in item.keywords:
-            item.add_marker(skip)
+    """Each backend's run leaves out the other backend's tests (scripts/test.sh runs both)."""
+    other = "jax_only" if keras.backend.backend() == "tensorflow" else "tensorflow_only"
+    kept = [item for item in items if other not in item.keywords]
+    left_out = [item for item in items if other in item.keywords]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
 
 
 @pytest.fixture(autouse=True)

@@ -97,7 +97,7 @@ def test_jit_compile_false_never_compiles_its_own_update():
     assert optimizer._compiled._jax is None
 
 
-@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the JAX route")
+@pytest.mark.jax_only
 def test_eager_apply_on_jax_runs_one_jitted_function():
     optimizer = SGDPlus(0.1, momentum=0.9, nesterov=True)
     variables, gradients = variables_and_gradients()
@@ -106,10 +106,9 @@ def test_eager_apply_on_jax_runs_one_jitted_function():
     assert optimizer._compiled._jax._cache_size() == 1
 
 
+@pytest.mark.tensorflow_only  # JAX always compiles with XLA
 def test_without_xla_it_warns_once_and_stays_correct(monkeypatch):
     """A platform with no XLA (none here, so the probe's answer is replaced)."""
-    if keras.backend.backend() == "jax":
-        pytest.skip("JAX always compiles with XLA")
     _backend.xla_unavailable_reason.cache_clear()
     monkeypatch.setattr(
         _backend,
