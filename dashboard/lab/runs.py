@@ -260,6 +260,11 @@ def _read_meta(run_dir: Path) -> dict:
 
 
 def _format_value(column: str, value: Any) -> str:
+    kind = type(value)
+    if kind is float:
+        return repr(value)  # shortest text that reads back as the same float; nan, inf
+    if kind is int:
+        return str(value)
     if value is None:
         return ""
     if isinstance(value, bool) or type(value).__name__ == "bool_":
@@ -267,7 +272,7 @@ def _format_value(column: str, value: Any) -> str:
     if isinstance(value, numbers.Integral):
         return str(int(value))
     if isinstance(value, numbers.Real):
-        return repr(float(value))  # shortest text that reads back as the same float; nan, inf
+        return repr(float(value))
     raise RunStoreError(f"bad value {_show(value)} for column {column!r}: not a number")
 
 
