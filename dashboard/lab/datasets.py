@@ -430,8 +430,8 @@ def _load_fashion_mnist(folder: Path) -> tuple[np.ndarray, np.ndarray]:
                 labels = parts[fname.replace("images-idx3", "labels-idx1")]
                 parts[fname] = _read_idx(path, 16).reshape(len(labels), 28, 28)
         except Exception as exc:
-            if fname in missing:  # downloaded just now and unreadable: don't keep it
-                _remove(path)
+            for just_downloaded in missing:  # unreadable: don't keep what came with it
+                _remove(sub / just_downloaded)
             raise _unreadable("fashion_mnist", path, exc, _KERAS_ORIGIN + fname) from exc
     y_train, x_train, y_test, x_test = (parts[f] for f in _FASHION_FILES)
     return np.concatenate([x_train, x_test])[..., None], np.concatenate([y_train, y_test])
@@ -567,7 +567,8 @@ def _finish(
     classification = info.task != "regression"
     train, val = _split_indices(y, classification, validation_split, seed, repr(info.name))
     y = y.astype(np.int64 if classification else np.float32, copy=False)
-    x_train, x_val = x[train].astype(np.float32), x[val].astype(np.float32)
+    x_train = x[train].astype(np.float32, copy=False)  # fancy indexing copied already
+    x_val = x[val].astype(np.float32, copy=False)
     y_train, y_val = y[train], y[val]
     result = Dataset(
         info=dataclasses.replace(info, size=len(y), input_shape=tuple(x.shape[1:])),
