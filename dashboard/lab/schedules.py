@@ -1,0 +1,92 @@
+"""Learning-rate schedules for the dashboard and the `sgdplus` command, with their curves.
+
+Each schedule is made of Keras parts (a `LearningRateSchedule` or a float) plus SGDPlus's
+`decay=`, so the curve shown before training is the one the optimizer will follow:
+`lr_t = base(t) / (1 + decay * t)` at step `t` (the first step has t = 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+SCHEDULES = {
+    "constant": "the same rate at every step",
+    "time_decay": "tf.keras's decay=: lr / (1 + decay * t)",
+    "step": "multiplied by `drop` every `every_steps` steps",
+    "exponential": "lr * rate ** (t / every_steps), smoothly",
+    "cosine": "linear warm-up, then cosine decay to zero at the last step",
+}
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A schedule by name with its parameters, as a run's config stores it."""
+
+    name: str = "constant"
+    decay: float = 1e-3  # time_decay
+    drop: float = 0.5  # step
+    every_steps: int = 100  # step, exponential
+    rate: float = 0.5  # exponential
+    warmup_steps: int = 0  # cosine
+
+
+def check_schedule(spec: ScheduleSpec) -> None:
+    """Raises ValueError naming the parameter for a value out of range."""
+    if spec.name not in SCHEDULES:
+        raise ValueError(
+            f"`schedule` must be one of {', '.join(SCHEDULES)}. Received: schedule={spec.name!r}"
+        )
+    checks = [
+        ("decay", spec.decay, spec.decay >= 0),
+        ("drop", spec.drop, 0 < spec.drop <= 1),
+        ("every_steps", spec.every_steps, spec.every_steps >= 1),
+        ("rate", spec.rate, 0 < spec.rate <= 1),
+        ("warmup_steps", spec.warmup_steps, spec.warmup_steps >= 0),
+    ]
+    for name, value, ok in checks:
+        if not ok:
+            raise ValueError(f"`{name}` is out of range. Received: {name}={value!r}")
+
+
+def learning_rate_arguments(spec: ScheduleSpec, base_rate: float, total_steps: int) -> dict:
+    """`learning_rate` (float or Keras schedule) and `decay` to give SGDPlus."""
+    check_schedule(spec)
+    if spec.name == "constant":
+        return {"learning_rate": base_rate, "decay": 0.0}
+    if spec.name == "time_decay":
+        return {"learning_rate": base_rate, "decay": spec.decay}
+    schedules = keras.optimizers.schedules
+    if spec.name == "step":
+        schedule: Any = schedules.ExponentialDecay(
+            base_rate, spec.every_steps, spec.drop, staircase=True
+        )
+    elif spec.name == "exponential":
+        schedule = schedules.ExponentialDecay(base_rate, spec.every_steps, spec.rate)
+    else:
+        warmup = min(spec.warmup_steps, max(total_steps - 1, 0))
+        schedule = schedules.CosineDecay(
+            0.0 if warmup else base_rate,
+            decay_steps=max(total_steps - warmup, 1),
+            warmup_steps=warmup,
+            warmup_target=base_rate if warmup else None,
+        )
+    return {"learning_rate": schedule, "decay": 0.0}
+
+
+def schedule_curve(spec: ScheduleSpec, base_rate: float, total_steps: int) -> np.ndarray:
+    """The rate of steps 0 .. total_steps - 1, computed by the same Keras parts."""
+    arguments = learning_rate_arguments(spec, base_rate, total_steps)
+    steps = np.arange(total_steps, dtype="float32")
+    rate = arguments["learning_rate"]
+    if callable(rate):
+        # vectorized_map: CosineDecay branches on the step, so it can't take all at once
+        base = np.asarray(
+            keras.ops.convert_to_numpy(keras.ops.vectorized_map(rate, steps)), dtype="float64"
+        )
+    else:
+        base = np.full(total_steps, np.float32(rate), dtype="float64")
+    return base / (1.0 + arguments["decay"] * steps)
