@@ -359,8 +359,8 @@ def _download(
             raise
         # Keras raises a bare Exception for network errors and ValueError for a bad hash.
         raise DatasetError(
-            f"Could not download the {dataset!r} dataset ({exc}). {advice} "
-            "(That folder is $KERAS_HOME/datasets, ~/.keras/datasets by default.)"
+            f"Could not download the {dataset!r} dataset ({exc}). {advice}. "
+            "(Keras keeps datasets in $KERAS_HOME/datasets, ~/.keras/datasets by default.)"
         ) from exc
 
 
@@ -387,7 +387,7 @@ def _load_mnist(folder: Path) -> tuple[np.ndarray, np.ndarray]:
             extract=False,
             created=[path],
             advice=f"If this computer is offline, download {origin} elsewhere and put "
-            f"{_MNIST_FILE} in the folder {folder}{os.sep}",
+            f"{_MNIST_FILE} in the folder {folder}",
         )
     try:
         with np.load(path, allow_pickle=False) as f:  # the same keys keras.datasets.mnist reads
@@ -418,7 +418,7 @@ def _load_fashion_mnist(folder: Path) -> tuple[np.ndarray, np.ndarray]:
             extract=False,
             created=[sub / fname],
             advice=f"If this computer is offline, download {', '.join(missing)} from "
-            f"{_KERAS_ORIGIN} elsewhere and put them in the folder {sub}{os.sep}",
+            f"{_KERAS_ORIGIN} elsewhere and put them in the folder {sub}",
         )
     parts = {}
     for fname in _FASHION_FILES:
