@@ -47,6 +47,20 @@ def check_model(spec: ModelSpec, task: str, input_shape: tuple[int, ...]) -> Non
         )
 
 
+LOSS_CLASSES = {
+    "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
+    "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
+    "binary_crossentropy": keras.losses.BinaryCrossentropy,
+    "mse": keras.losses.MeanSquaredError,
+    "mae": keras.losses.MeanAbsoluteError,
+}
+
+
+def make_loss(name: str) -> keras.losses.Loss:
+    """The Keras loss object of `name` (mean over the batch; ranks of y and y_pred aligned)."""
+    return LOSS_CLASSES[name]()
+
+
 def loss_name(spec: ModelSpec, task: str) -> str:
     return LOSSES[task][0] if spec.loss == "auto" else spec.loss
 

@@ -1,0 +1,109 @@
+"""Training in a worker process: start it, learn its run id, stop it, wait for it.
+
+The worker is a fresh interpreter (the `spawn` start method), so TensorFlow never runs in
+the caller (the dashboard's server), a crash in it cannot take the caller down, and GPU
+memory is returned when it exits. A stop is SIGTERM: the worker ends after the current
+batch and marks the run `stopped`. Any process can stop any running run of a store with
+`request_stop`, as the worker's pid is in the run's environment.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from dashboard.lab.runs import RunStore
+
+
+class TrainingJob:
+    """A training run in a worker process."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess, connection: Connection):
+        self.process = process
+        self._connection = connection
+        self._run_id: str | None = None
+
+    def run_id(self, timeout: float = 120.0) -> str:
+        """The id of the run the worker created; ValueError with its message if it refused."""
+        if self._run_id is None:
+            if not self._connection.poll(timeout):
+                raise TimeoutError(f"The training worker gave no run id within {timeout:g} s.")
+            kind, value = self._connection.recv()
+            if kind == "error":
+                raise ValueError(value)
+            self._run_id = value
+        return self._run_id
+
+    def stop(self) -> None:
+        """Asks the worker to stop after the current batch."""
+        if self.process.is_alive() and self.process.pid:
+            os.kill(self.process.pid, signal.SIGTERM)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Waits for the worker to exit; returns its exit code (None if still running)."""
+        self.process.join(timeout)
+        return self.process.exitcode
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+
+def start_training(config: Any, runs_dir: str | os.PathLike) -> TrainingJob:
+    """Starts a worker that trains `config` (a TrainingConfig or its dict) into `runs_dir`."""
+    config_dict = config if isinstance(config, dict) else config.to_dict()
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_worker_main,
+        args=(config_dict, str(Path(runs_dir).resolve()), sender),
+        name="sgdplus-training",
+        daemon=False,
+    )
+    process.start()
+    sender.close()
+    return TrainingJob(process, receiver)
+
+
+def _worker_main(config_dict: dict[str, Any], runs_dir: str, connection: Connection) -> None:
+    """The worker: set the device up before TensorFlow loads, then train."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if config_dict.get("device") == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+    from dashboard.lab.training import StopSignal, TrainingConfig, run_training
+
+    stop = StopSignal()
+    stop.install()
+    try:
+        config = TrainingConfig.from_dict(config_dict)
+        run_training(
+            config,
+            RunStore(runs_dir),
+            stop,
+            on_created=lambda run_id: connection.send(("run_id", run_id)),
+        )
+    except (ValueError, TypeError) as error:
+        connection.send(("error", str(error)))
+    finally:
+        connection.close()
+
+
+def request_stop(store: RunStore, run_id: str) -> bool:
+    """Sends SIGTERM to the worker of a running run; False if none is training it.
+
+    The run must be held by a live writer (its lock), so a stale pid of a killed worker,
+    perhaps reused by another process since, is never signalled.
+    """
+    meta = store.load_meta(run_id)
+    pid = (meta.get("environment") or {}).get("pid")
+    if meta.get("status") != "running" or not isinstance(pid, int) or not store.is_active(run_id):
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True

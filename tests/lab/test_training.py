@@ -1,0 +1,239 @@
+"""The training job: each batch's own loss, epoch means, and how runs end."""
+
+import os
+import signal
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard.lab.jobs import request_stop, start_training
+from dashboard.lab.models import ModelSpec
+from dashboard.lab.optimizers import OptimizerSpec
+from dashboard.lab.runs import RunStore
+from dashboard.lab.schedules import ScheduleSpec
+from dashboard.lab.training import (
+    BatchLoss,
+    RecordingCallback,
+    StopSignal,
+    TrainingConfig,
+    parse_batch_size,
+    run_training,
+    schedule_curve,
+)
+
+SMALL = ModelSpec(depth=1, width=16)
+
+
+class WeightsBeforeEachBatch(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.weights.append(self.model.get_weights())
+
+
+class ListWriter:
+    """Collects what the callback writes, in memory."""
+
+    def __init__(self):
+        self.batches, self.epochs = [], []
+
+    def append_batches(self, rows):
+        self.batches.extend(rows)
+
+    def append_epoch(self, row):
+        self.epochs.append(row)
+
+
+def test_recorded_batch_loss_is_the_loss_of_that_batch_at_those_weights():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(70, 5)).astype("float32")
+    y = rng.integers(0, 3, size=70)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, activation="softmax")])
+    loss = "sparse_categorical_crossentropy"
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss=loss, metrics=[BatchLoss(loss)])
+    writer = ListWriter()
+    sizes = [16, 16, 16, 16, 6]
+    recording = RecordingCallback(writer, np.full(10, 0.5), sizes, StopSignal())
+    before = WeightsBeforeEachBatch()
+    model.fit(
+        x, y, batch_size=16, epochs=2, shuffle=False, verbose=0, callbacks=[before, recording]
+    )
+    assert len(writer.batches) == 10
+    probe = keras.models.clone_model(model)
+    for row, weights in zip(writer.batches, before.weights, strict=True):
+        probe.set_weights(weights)
+        start = row["batch"] * 16
+        xb, yb = x[start : start + row["batch_size"]], y[start : start + row["batch_size"]]
+        expected = keras.losses.sparse_categorical_crossentropy(yb, probe(xb))
+        assert row["loss"] == pytest.approx(float(np.mean(expected)), rel=1e-5)
+    # and these are not Keras's running means: the epoch's batches differ from each other
+    first_epoch = [row["loss"] for row in writer.batches[:5]]
+    assert writer.epochs[0]["loss"] != pytest.approx(first_epoch[-1], rel=1e-4)
+
+
+def test_run_records_batches_and_epochs_consistently(tmp_path):
+    store = RunStore(tmp_path)
+    config = TrainingConfig(
+        dataset="iris",
+        model=SMALL,
+        batch_size=25,
+        epochs=3,
+        optimizer=OptimizerSpec(
+            learning_rate=0.1, momentum=0.9, schedule=ScheduleSpec("time_decay", decay=0.01)
+        ),
+    )
+    run = store.load(run_training(config, store))
+    assert run.meta["status"] == "completed"
+    batches, epochs = run.batches, run.epochs
+    n_train = int(batches[batches.epoch == 0].batch_size.sum())
+    assert list(batches.batch_size[batches.epoch == 0]) == parse_sizes(n_train, 25)
+    assert len(epochs) == 3
+    for epoch, group in batches.groupby("epoch"):
+        weighted = np.average(group.loss, weights=group.batch_size)
+        assert weighted == pytest.approx(epochs.loss[epoch], rel=1e-5)
+    np.testing.assert_allclose(
+        batches.learning_rate,
+        schedule_curve(config.optimizer.schedule, 0.1, len(batches)),
+        rtol=1e-6,
+    )
+    assert list(batches.step) == list(range(len(batches)))
+    assert batches.samples_seen.iloc[-1] == 3 * n_train
+    assert {"val_loss", "accuracy", "val_accuracy"} <= set(epochs.columns)
+    summary = run.meta["summary"]
+    assert summary["final_loss"] == pytest.approx(epochs.loss.iloc[-1])
+    assert summary["samples_per_s"] > 0
+    assert run.meta["environment"]["device"] == "CPU"
+
+
+def parse_sizes(n, size):
+    return [size] * (n // size) + ([n % size] if n % size else [])
+
+
+def test_full_batch_and_online(tmp_path):
+    store = RunStore(tmp_path)
+    full = store.load(
+        run_training(TrainingConfig(dataset="iris", model=SMALL, batch_size=None, epochs=2), store)
+    )
+    assert list(full.batches.batch) == [0, 0]
+    online = store.load(
+        run_training(
+            TrainingConfig(
+                dataset="circle",
+                n_samples=40,
+                model=SMALL,
+                batch_size=parse_batch_size("online"),
+                epochs=1,
+            ),
+            store,
+        )
+    )
+    assert set(online.batches.batch_size) == {1}
+
+
+def test_a_non_finite_loss_ends_the_run_as_diverged(tmp_path):
+    store = RunStore(tmp_path)
+    config = TrainingConfig(
+        dataset="diabetes",
+        model=SMALL,
+        batch_size=32,
+        epochs=5,
+        standardize=False,
+        optimizer=OptimizerSpec(learning_rate=1e6),
+    )
+    run = store.load(run_training(config, store))
+    assert run.meta["status"] == "diverged"
+    assert not np.isfinite(run.batches.loss.iloc[-1])
+    assert len(run.epochs) < 5
+
+
+def test_an_exception_ends_the_run_as_failed_with_its_message(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,target\n1,x,0\n2,3,1\n")
+    store = RunStore(tmp_path / "runs")
+    run_id = run_training(
+        TrainingConfig(dataset="csv", data_path=str(bad), target_column="target", model=SMALL),
+        store,
+    )
+    meta = store.load(run_id).meta
+    assert meta["status"] == "failed"
+    assert "b" in meta["error"]
+
+
+def test_stop_signal_ends_after_the_current_batch(tmp_path):
+    store = RunStore(tmp_path)
+    stop = StopSignal()
+    config = TrainingConfig(dataset="digits", model=SMALL, batch_size=8, epochs=50)
+
+    def stop_after_first_epoch(row):
+        stop.request()
+
+    run = store.load(run_training(config, store, stop, progress=stop_after_first_epoch))
+    assert run.meta["status"] == "stopped"
+    # the first epoch whole, then exactly one batch of the second (Keras closes that epoch too)
+    first_epoch = run.batches[run.batches.epoch == 0]
+    assert list(run.batches.epoch) == [0] * len(first_epoch) + [1]
+    assert len(run.epochs) == 2
+    assert run.epochs.samples_seen.iloc[-1] == first_epoch.batch_size.sum() + 8
+
+
+def wait_for(condition, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def epochs_recorded(store, run_id):
+    try:
+        return len(store.load(run_id).epochs)
+    except Exception:
+        return 0
+
+
+def test_worker_stops_on_request_and_keeps_what_it_recorded(tmp_path):
+    store = RunStore(tmp_path)
+    job = start_training(
+        TrainingConfig(dataset="digits", model=SMALL, batch_size=4, epochs=200), tmp_path
+    )
+    run_id = job.run_id()
+    wait_for(lambda: epochs_recorded(store, run_id) >= 1)
+    assert request_stop(store, run_id)
+    assert job.wait(60) == 0
+    run = store.load(run_id)
+    assert run.meta["status"] == "stopped"
+    assert len(run.epochs) >= 1
+    assert len(run.batches) > 0
+    assert not request_stop(store, run_id)
+
+
+def test_kill_9_of_a_worker_loses_at_most_one_epoch(tmp_path):
+    store = RunStore(tmp_path)
+    job = start_training(
+        TrainingConfig(dataset="digits", model=SMALL, batch_size=4, epochs=200), tmp_path
+    )
+    run_id = job.run_id()
+    wait_for(lambda: epochs_recorded(store, run_id) >= 2)
+    os.kill(job.process.pid, signal.SIGKILL)
+    job.wait(30)
+    run = store.load(run_id)
+    assert run.meta["status"] == "running"  # nobody could mark it; the data is there
+    per_epoch = run.batches[run.batches.epoch == 0].shape[0]
+    assert len(run.batches) >= len(run.epochs) * per_epoch
+    assert isinstance(run.batches, pd.DataFrame)
+    assert len(run.epochs) >= 2
+    assert [summary.run_id for summary in store.list_runs()] == [run_id]
+
+
+def test_a_bad_config_is_refused_before_a_run_exists(tmp_path):
+    job = start_training(TrainingConfig(dataset="digits", epochs=0), tmp_path)
+    with pytest.raises(ValueError, match="Received: epochs=0"):
+        job.run_id()
+    assert RunStore(tmp_path).list_runs() == []
