@@ -25,12 +25,10 @@ class ModelSpec:
     loss: str = "auto"  # "auto" or one of LOSSES[task]
 
 
-def check_model(spec: ModelSpec, task: str, input_shape: tuple[int, ...]) -> None:
-    """Raises ValueError naming the argument for an impossible combination."""
+def check_model_settings(spec: ModelSpec) -> None:
+    """Raises ValueError naming the argument for a setting out of range, whatever the data."""
     if spec.kind not in ("auto", "mlp", "cnn"):
         raise ValueError(f"`model` must be auto, mlp or cnn. Received: model={spec.kind!r}")
-    if spec.kind == "cnn" and len(input_shape) != 3:
-        raise ValueError(f"`model` cnn needs images. Received: input shape {input_shape}")
     if not 0 <= spec.depth <= 8:
         raise ValueError(f"`depth` must be in [0, 8]. Received: depth={spec.depth!r}")
     if not 1 <= spec.width <= 4096:
@@ -40,6 +38,13 @@ def check_model(spec: ModelSpec, task: str, input_shape: tuple[int, ...]) -> Non
             f"`activation` must be one of {', '.join(ACTIVATIONS)}. "
             f"Received: activation={spec.activation!r}"
         )
+
+
+def check_model(spec: ModelSpec, task: str, input_shape: tuple[int, ...]) -> None:
+    """Raises ValueError naming the argument for an impossible combination."""
+    check_model_settings(spec)
+    if spec.kind == "cnn" and len(input_shape) != 3:
+        raise ValueError(f"`model` cnn needs images. Received: input shape {input_shape}")
     if spec.loss != "auto" and spec.loss not in LOSSES[task]:
         raise ValueError(
             f"`loss` for a {task} task must be one of {', '.join(LOSSES[task])}. "

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import keras
 import numpy as np
 
 SCHEDULES = {
@@ -54,6 +53,8 @@ def check_schedule(spec: ScheduleSpec) -> None:
 
 def learning_rate_arguments(spec: ScheduleSpec, base_rate: float, total_steps: int) -> dict:
     """`learning_rate` (float or Keras schedule) and `decay` to give SGDPlus."""
+    import keras
+
     check_schedule(spec)
     if spec.name == "constant":
         return {"learning_rate": base_rate, "decay": 0.0}
@@ -79,6 +80,8 @@ def learning_rate_arguments(spec: ScheduleSpec, base_rate: float, total_steps: i
 
 def schedule_curve(spec: ScheduleSpec, base_rate: float, total_steps: int) -> np.ndarray:
     """The rate of steps 0 .. total_steps - 1, computed by the same Keras parts."""
+    import keras
+
     arguments = learning_rate_arguments(spec, base_rate, total_steps)
     steps = np.arange(total_steps, dtype="float32")
     rate = arguments["learning_rate"]

@@ -29,7 +29,14 @@ import keras
 import numpy as np
 
 from dashboard.lab import datasets as datasets_module
-from dashboard.lab.models import ModelSpec, build_model, loss_name, make_loss, metrics_for
+from dashboard.lab.models import (
+    ModelSpec,
+    build_model,
+    check_model_settings,
+    loss_name,
+    make_loss,
+    metrics_for,
+)
 from dashboard.lab.optimizers import OptimizerSpec, make_optimizer
 from dashboard.lab.runs import RunStore, RunWriter
 from dashboard.lab.schedules import ScheduleSpec, schedule_curve
@@ -98,6 +105,13 @@ def check_config(config: TrainingConfig) -> None:
     if config.device not in ("auto", "cpu", "gpu"):
         raise ValueError(f"`device` must be auto, cpu or gpu. Received: device={config.device!r}")
     parse_batch_size(config.batch_size)
+    if config.dataset not in ("csv", "npz", *datasets_module.DATASETS):
+        raise ValueError(
+            f"`dataset` must be one of {', '.join(datasets_module.DATASETS)}, csv or npz. "
+            f"Received: dataset={config.dataset!r}"
+        )
+    check_model_settings(config.model)
+    make_optimizer(config.optimizer, total_steps=1)  # raises for bad hyperparameters
 
 
 def load_data(config: TrainingConfig) -> datasets_module.Dataset:

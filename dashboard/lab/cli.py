@@ -1,0 +1,350 @@
+"""`sgdplus`: train, list, show, compare, export and delete runs from the command line.
+
+Every command takes `--runs-dir` (default: $SGDPLUS_RUNS_DIR, else ./saved_runs). Bad
+arguments get a one-line error on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import Any, NoReturn
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line: `sgdplus train: error: ...`."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from dashboard.lab.runs import RunStore
+
+    return RunStore(args.runs_dir)
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"optimizer": {"momentum": 0.9}}` -> `{"optimizer.momentum": 0.9}`."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.6g}"
+    return "-" if value is None else str(value)
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _progress(epochs: int) -> Any:
+    def report(row: dict[str, Any]) -> None:
+        done = int(row["epoch"]) + 1
+        bar = "#" * round(20 * done / epochs)
+        metrics = "  ".join(
+            f"{key} {_format(value)}"
+            for key, value in row.items()
+            if key not in ("epoch", "wall_time", "samples_seen")
+        )
+        print(f"epoch {done}/{epochs} [{bar:<20}] {metrics}", file=sys.stderr, flush=True)
+
+    return report
+
+
+def _schedule(args: argparse.Namespace) -> Any:
+    """--decay alone means the time_decay schedule; with another schedule it is an error."""
+    from dashboard.lab.schedules import ScheduleSpec
+
+    name = args.schedule
+    if args.decay > 0 and name == "constant":
+        name = "time_decay"
+    elif args.decay > 0 and name != "time_decay":
+        raise ValueError(f"--decay is the time_decay schedule; it can't go with --schedule {name}")
+    return ScheduleSpec(name=name, **({"decay": args.decay} if args.decay > 0 else {}))
+
+
+def command_train(args: argparse.Namespace) -> int:
+    from dashboard.lab.models import ModelSpec
+    from dashboard.lab.optimizers import OptimizerSpec
+    from dashboard.lab.training import StopSignal, TrainingConfig, parse_batch_size, run_training
+
+    config = TrainingConfig(
+        dataset=args.dataset,
+        data_path=args.data,
+        target_column=args.target,
+        model=ModelSpec(depth=args.depth, width=args.width, activation=args.activation),
+        optimizer=OptimizerSpec(
+            name=args.optimizer,
+            learning_rate=args.learning_rate,
+            momentum=args.momentum,
+            nesterov=args.nesterov,
+            convention=args.convention,
+            schedule=_schedule(args),
+        ),
+        batch_size=parse_batch_size(args.batch_size),
+        epochs=args.epochs,
+        seed=args.seed,
+        device=args.device,
+        name=args.name or "",
+    )
+    stop = StopSignal()
+    stop.install()
+    store = _store(args)
+    run_id = run_training(config, store, stop, progress=_progress(args.epochs))
+    meta = store.load(run_id).meta
+    if meta["status"] == "failed":
+        print(f"sgdplus train: failed: {meta.get('error')}", file=sys.stderr)
+    elif meta["status"] != "completed":
+        print(f"sgdplus train: {meta['status']}", file=sys.stderr)
+    print(run_id)
+    return 1 if meta["status"] == "failed" else 0
+
+
+def command_runs(args: argparse.Namespace) -> int:
+    runs = _store(args).list_runs()
+    if args.json:
+        print(json.dumps([run.__dict__ for run in runs], indent=2, default=str))
+        return 0
+    rows = [["run id", "name", "status", "dataset", "optimizer", "final loss", "final val loss"]]
+    for run in runs:
+        if not run.readable:
+            rows.append([run.run_id, "", "unreadable", run.reason or "", "", "", ""])
+            continue
+        optimizer = run.config.get("optimizer", {})
+        rows.append(
+            [
+                run.run_id,
+                run.name,
+                run.status,
+                str(run.config.get("dataset", "")),
+                str(optimizer.get("name", "")),
+                _format(run.summary.get("final_loss")),
+                _format(run.summary.get("final_val_loss")),
+            ]
+        )
+    print(_table(rows) if len(rows) > 1 else "No runs in this store.")
+    return 0
+
+
+def command_show(args: argparse.Namespace) -> int:
+    run = _store(args).load(args.run)
+    if args.json:
+        print(json.dumps(run.meta, indent=2, default=str))
+        return 0
+    meta = run.meta
+    print(f"{meta['name']}  ({run.run_id}, {meta['status']})")
+    if meta.get("error"):
+        print(f"error: {meta['error']}")
+    for section in ("config", "summary", "environment"):
+        print(f"\n{section}:")
+        for key, value in flatten(meta.get(section) or {}).items():
+            print(f"  {key}: {_format(value)}")
+    print(f"\n{len(run.batches)} batches, {len(run.epochs)} epochs recorded")
+    return 0
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    store = _store(args)
+    runs = [store.load(run_id) for run_id in args.runs]
+    configs = [flatten(run.meta.get("config") or {}) for run in runs]
+    keys = sorted({key for config in configs for key in config})
+    differing = [k for k in keys if len({json.dumps(c.get(k), default=str) for c in configs}) > 1]
+    header = ["", *[run.meta["name"] for run in runs]]
+    rows = [header, ["run id", *[run.run_id for run in runs]]]
+    rows += [[key, *[_format(config.get(key)) for config in configs]] for key in differing]
+    results = [
+        "status",
+        "final_loss",
+        "best_loss",
+        "final_val_loss",
+        "best_val_loss",
+        "final_accuracy",
+        "final_val_accuracy",
+        "elapsed_s",
+        "samples_per_s",
+    ]
+    for key in results:
+        values = [
+            run.meta["status"] if key == "status" else (run.meta.get("summary") or {}).get(key)
+            for run in runs
+        ]
+        if any(value is not None for value in values):
+            rows.append([key, *[_format(value) for value in values]])
+    print("settings that differ, then results:" if differing else "same settings; results:")
+    print(_table(rows))
+    return 0
+
+
+def command_export(args: argparse.Namespace) -> int:
+    _store(args).export_csv(args.run, args.curve, sys.stdout)
+    return 0
+
+
+def command_delete(args: argparse.Namespace) -> int:
+    _store(args).delete(args.run)
+    print(f"deleted {args.run}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value >= 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dashboard.lab.schedules import SCHEDULES
+
+    parser = _Parser(prog="sgdplus", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    runs_dir = _Parser(add_help=False)
+    runs_dir.add_argument(
+        "--runs-dir",
+        default=os.environ.get("SGDPLUS_RUNS_DIR") or None,
+        help="the saved-runs folder (default: $SGDPLUS_RUNS_DIR or ./saved_runs)",
+    )
+
+    train = commands.add_parser("train", parents=[runs_dir], help="train a model, record a run")
+    train.add_argument(
+        "--dataset",
+        default="digits",
+        help="a registry name (see `sgdplus datasets`), or csv / npz with --data",
+    )
+    train.add_argument("--data", help="the CSV or NPZ file for --dataset csv / npz")
+    train.add_argument("--target", help="the CSV's target column")
+    train.add_argument(
+        "--batch-size",
+        default="32",
+        help="'full' (gradient descent), 'online' (1), or a number (default 32)",
+    )
+    train.add_argument("--epochs", type=_positive_int, default=10)
+    train.add_argument("--learning-rate", type=_non_negative_float, default=0.01)
+    train.add_argument("--momentum", type=_non_negative_float, default=0.0)
+    train.add_argument("--nesterov", action="store_true")
+    train.add_argument("--convention", choices=("keras", "torch"), default="keras")
+    train.add_argument(
+        "--decay",
+        type=_non_negative_float,
+        default=0.0,
+        help="tf.keras's inverse-time decay per step: lr / (1 + decay * t)",
+    )
+    train.add_argument("--schedule", choices=tuple(SCHEDULES), default="constant")
+    train.add_argument(
+        "--optimizer", choices=("sgdplus", "adam", "adamw", "rmsprop"), default="sgdplus"
+    )
+    train.add_argument("--depth", type=int, default=2, help="hidden layers (default 2)")
+    train.add_argument("--width", type=_positive_int, default=64, help="units per layer")
+    train.add_argument("--activation", default="relu")
+    train.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--name", help="a name for the run (any text)")
+    train.set_defaults(handler=command_train)
+
+    listing = commands.add_parser("runs", parents=[runs_dir], help="list the runs")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=command_runs)
+
+    show = commands.add_parser("show", parents=[runs_dir], help="one run's settings and results")
+    show.add_argument("run")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=command_show)
+
+    compare = commands.add_parser(
+        "compare", parents=[runs_dir], help="the settings that differ, and the results"
+    )
+    compare.add_argument("runs", nargs="+")
+    compare.set_defaults(handler=command_compare)
+
+    export = commands.add_parser("export", parents=[runs_dir], help="a curve as CSV on stdout")
+    export.add_argument("run")
+    export.add_argument("--curve", choices=("batches", "epochs"), default="epochs")
+    export.set_defaults(handler=command_export)
+
+    delete = commands.add_parser("delete", parents=[runs_dir], help="delete a run")
+    delete.add_argument("run")
+    delete.set_defaults(handler=command_delete)
+
+    datasets = commands.add_parser("datasets", help="list the datasets")
+    datasets.set_defaults(handler=command_datasets)
+    return parser
+
+
+def command_datasets(args: argparse.Namespace) -> int:
+    from dashboard.lab.datasets import list_datasets
+
+    rows = [["name", "task", "shape", "size", "source", "description"]]
+    rows += [
+        [d.name, d.task, "x".join(map(str, d.input_shape)), str(d.size), d.source, d.description]
+        for d in list_datasets()
+    ]
+    print(_table(rows))
+    return 0
+
+
+def quiet_tensorflow_import() -> None:
+    """Starts TensorFlow with its C++ start-up log lines (CUDA, oneDNN) kept off stderr.
+
+    TensorFlow 2.21 writes them before its logging is set up, past TF_CPP_MIN_LOG_LEVEL.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import tensorflow as tf
+
+                tf.config.list_logical_devices()  # CUDA's probe logs here on a CPU-only host
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("train", "datasets"):
+        quiet_tensorflow_import()
+    try:
+        return int(args.handler(args))
+    except ValueError as error:  # bad values, unknown runs and datasets: one line, status 2
+        print(f"sgdplus {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""The `sgdplus` console script, run as a user runs it (a subprocess of the installed script)."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SCRIPT = Path(sys.executable).with_name("sgdplus")
+
+
+def sgdplus(*args, runs_dir=None, check=True):
+    env = {**os.environ}
+    if runs_dir is not None:
+        env["SGDPLUS_RUNS_DIR"] = str(runs_dir)
+    result = subprocess.run(
+        [str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    runs_dir = tmp_path_factory.mktemp("runs")
+    first = sgdplus(
+        "train",
+        "--dataset",
+        "iris",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "16",
+        "--learning-rate",
+        "0.1",
+        "--momentum",
+        "0.9",
+        "--nesterov",
+        "--name",
+        "../../escape",
+        runs_dir=runs_dir,
+    )
+    second = sgdplus(
+        "train",
+        "--dataset",
+        "iris",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "full",
+        "--learning-rate",
+        "0.5",
+        "--decay",
+        "0.01",
+        "--runs-dir",
+        runs_dir,
+    )
+    return runs_dir, first, second
+
+
+def test_train_shows_progress_and_prints_the_run_id_last(two_runs):
+    runs_dir, first, _ = two_runs
+    run_id = first.stdout.strip().splitlines()[-1]
+    assert (runs_dir / run_id / "meta.json").is_file()
+    assert "epoch 3/3" in first.stderr
+    assert "cuda" not in first.stderr.lower()  # TensorFlow's start-up noise kept off stderr
+    assert sorted(p.name for p in runs_dir.iterdir() if not p.name.startswith(".")) == sorted(
+        [run_id, two_runs[2].stdout.split()[-1]]
+    )
+
+
+def test_runs_lists_both_and_json_is_parseable(two_runs):
+    runs_dir, first, second = two_runs
+    listing = sgdplus("runs", runs_dir=runs_dir).stdout
+    assert "../../escape" in listing
+    assert "completed" in listing
+    runs = json.loads(sgdplus("runs", "--json", "--runs-dir", runs_dir).stdout)
+    assert {run["run_id"] for run in runs} == {first.stdout.split()[-1], second.stdout.split()[-1]}
+    assert all(run["status"] == "completed" for run in runs)
+
+
+def test_show_and_compare(two_runs):
+    runs_dir, first, second = two_runs
+    a, b = first.stdout.split()[-1], second.stdout.split()[-1]
+    shown = json.loads(sgdplus("show", a, "--json", runs_dir=runs_dir).stdout)
+    assert shown["config"]["optimizer"]["momentum"] == 0.9
+    assert shown["name"] == "../../escape"
+    assert "optimizer.nesterov: True" in sgdplus("show", a, runs_dir=runs_dir).stdout
+    table = sgdplus("compare", a, b, runs_dir=runs_dir).stdout
+    differing = {line.split()[0] for line in table.splitlines()[1:] if line.strip()}
+    assert {
+        "batch_size",
+        "epochs",
+        "optimizer.learning_rate",
+        "optimizer.momentum",
+        "optimizer.schedule.name",
+    } <= differing
+    assert "dataset" not in differing  # the same in both
+    assert "final_loss" in differing
+
+
+def test_export_writes_the_curves_as_csv(two_runs):
+    runs_dir, first, _ = two_runs
+    run_id = first.stdout.split()[-1]
+    batches = pd.read_csv(
+        io.StringIO(sgdplus("export", run_id, "--curve", "batches", runs_dir=runs_dir).stdout)
+    )
+    epochs = pd.read_csv(io.StringIO(sgdplus("export", run_id, runs_dir=runs_dir).stdout))
+    assert len(epochs) == 3
+    assert list(batches.step) == list(range(len(batches)))
+    per_epoch = batches.groupby("epoch").apply(
+        lambda g: (g.loss * g.batch_size).sum() / g.batch_size.sum(), include_groups=False
+    )
+    assert list(per_epoch) == pytest.approx(list(epochs.loss), rel=1e-5)
+
+
+def test_delete(tmp_path):
+    run_id = sgdplus(
+        "train", "--dataset", "xor", "--epochs", "1", runs_dir=tmp_path
+    ).stdout.split()[-1]
+    assert sgdplus("delete", run_id, runs_dir=tmp_path).stdout.strip() == f"deleted {run_id}"
+    assert json.loads(sgdplus("runs", "--json", runs_dir=tmp_path).stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--epochs", "0"], "--epochs: must be a positive integer"),
+        (["train", "--learning-rate", "-1"], "--learning-rate: must be a number >= 0"),
+        (["train", "--momentum", "1.5"], "`momentum` must be in [0, 1]. Received: momentum=1.5"),
+        (["train", "--dataset", "nope"], "Received: dataset='nope'"),
+        (["train", "--batch-size", "zero"], "Received: batch_size='zero'"),
+        (["train", "--optimizer", "lion"], "invalid choice: 'lion'"),
+        (["show", "../etc"], "bad run id '../etc'"),
+        (["show", "20261121-224501-3f9a2c"], "unknown run id"),
+        (["export", "20261121-224501-3f9a2c", "--curve", "weights"], "invalid choice"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_bad_arguments_get_one_line_and_status_2(tmp_path, args, message):
+    result = sgdplus(*args, runs_dir=tmp_path, check=False)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert not any(p for p in tmp_path.iterdir() if not p.name.startswith("."))
+
+
+@pytest.mark.parametrize(
+    "command", ["train", "runs", "show", "compare", "export", "delete", "datasets", None]
+)
+def test_every_command_has_help(command):
+    result = sgdplus(*([command] if command else []), "--help")
+    assert "usage: sgdplus" in result.stdout
