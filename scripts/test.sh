@@ -5,6 +5,6 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy keras_sgdplus
+.venv/bin/mypy keras_sgdplus dashboard
 KERAS_BACKEND=tensorflow .venv/bin/python -m pytest "$@"
 KERAS_BACKEND=jax .venv/bin/python -m pytest tests/optimizer "$@"

@@ -634,8 +634,8 @@ def load_dataset(
     validation_split, seed = _check_common(validation_split, seed)
     if n_samples is not None:
         n_samples = _check_int("n_samples", n_samples, 2)
-    class_names = _CLASS_NAMES.get(name)
-    feature_names = None
+    class_names: tuple[str, ...] | None = _CLASS_NAMES.get(name)
+    feature_names: tuple[str, ...] | None = None
 
     if info.source == "generated":
         x, y = generate_2d(name, n_samples or DEFAULT_GENERATED_SAMPLES, noise, seed)
@@ -745,7 +745,7 @@ def _encode_target(
     if inferred:
         task = "binary" if len(classes) == 2 else "multiclass"
     names = tuple(_format_label(c) for c in classes)
-    return ids.reshape(-1).astype(np.int64), task, len(classes), names
+    return ids.reshape(-1).astype(np.int64), str(task), len(classes), names
 
 
 def load_csv(

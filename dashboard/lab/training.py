@@ -115,7 +115,7 @@ def check_config(config: TrainingConfig) -> None:
 
 
 def load_data(config: TrainingConfig) -> datasets_module.Dataset:
-    options = {
+    options: dict[str, Any] = {
         "validation_split": config.validation_split,
         "standardize": config.standardize,
         "seed": config.seed,
