@@ -79,7 +79,14 @@ def _schedule(args: argparse.Namespace) -> Any:
         name = "time_decay"
     elif args.decay > 0 and name != "time_decay":
         raise ValueError(f"--decay is the time_decay schedule; it can't go with --schedule {name}")
-    return ScheduleSpec(name=name, **({"decay": args.decay} if args.decay > 0 else {}))
+    return ScheduleSpec(
+        name=name,
+        decay=args.decay if args.decay > 0 else ScheduleSpec.decay,
+        drop=args.drop,
+        every_steps=args.every_steps,
+        rate=args.rate,
+        warmup_steps=args.warmup_steps,
+    )
 
 
 def command_train(args: argparse.Namespace) -> int:
@@ -91,7 +98,17 @@ def command_train(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         data_path=args.data,
         target_column=args.target,
-        model=ModelSpec(depth=args.depth, width=args.width, activation=args.activation),
+        validation_split=args.validation_split,
+        standardize=not args.no_standardize,
+        noise=args.noise,
+        n_samples=args.samples,
+        model=ModelSpec(
+            kind=args.model,
+            depth=args.depth,
+            width=args.width,
+            activation=args.activation,
+            loss=args.loss,
+        ),
         optimizer=OptimizerSpec(
             name=args.optimizer,
             learning_rate=args.learning_rate,
@@ -261,9 +278,47 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="tf.keras's inverse-time decay per step: lr / (1 + decay * t)",
     )
-    train.add_argument("--schedule", choices=tuple(SCHEDULES), default="constant")
+    train.add_argument(
+        "--schedule",
+        choices=tuple(SCHEDULES),
+        default="constant",
+        help="; ".join(f"{k}: {v}" for k, v in SCHEDULES.items()),
+    )
+    train.add_argument(
+        "--every-steps",
+        type=_positive_int,
+        default=100,
+        help="step / exponential: the period in steps (default 100)",
+    )
+    train.add_argument("--drop", type=float, default=0.5, help="step: the factor (default 0.5)")
+    train.add_argument(
+        "--rate", type=float, default=0.5, help="exponential: the factor per period (default 0.5)"
+    )
+    train.add_argument(
+        "--warmup-steps", type=int, default=0, help="cosine: steps of linear warm-up (default 0)"
+    )
     train.add_argument(
         "--optimizer", choices=("sgdplus", "adam", "adamw", "rmsprop"), default="sgdplus"
+    )
+    train.add_argument("--validation-split", type=float, default=0.2)
+    train.add_argument(
+        "--no-standardize",
+        action="store_true",
+        help="keep the features as they are (default: standardised)",
+    )
+    train.add_argument("--noise", type=float, default=0.1, help="generated 2-D sets: noise")
+    train.add_argument("--samples", type=_positive_int, help="generated sets: how many points")
+    train.add_argument(
+        "--model",
+        choices=("auto", "mlp", "cnn"),
+        default="auto",
+        help="auto: a small CNN for images, an MLP otherwise",
+    )
+    train.add_argument(
+        "--loss",
+        default="auto",
+        help="auto, sparse_categorical_crossentropy, categorical_crossentropy, "
+        "binary_crossentropy, mse or mae (must fit the task)",
     )
     train.add_argument("--depth", type=int, default=2, help="hidden layers (default 2)")
     train.add_argument("--width", type=_positive_int, default=64, help="units per layer")

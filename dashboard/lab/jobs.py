@@ -32,7 +32,14 @@ class TrainingJob:
         if self._run_id is None:
             if not self._connection.poll(timeout):
                 raise TimeoutError(f"The training worker gave no run id within {timeout:g} s.")
-            kind, value = self._connection.recv()
+            try:
+                kind, value = self._connection.recv()
+            except EOFError:
+                self.process.join(5)
+                raise RuntimeError(
+                    f"The training worker exited (code {self.process.exitcode}) before "
+                    "starting a run."
+                ) from None
             if kind == "error":
                 raise ValueError(value)
             self._run_id = value
