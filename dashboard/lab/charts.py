@@ -352,7 +352,7 @@ def epoch_curve_data(
 
     x by ``"epoch"`` (epochs completed), ``"samples_seen"``, ``"wall_time"`` or ``"step"``
     (steps done at the epoch's end; needs the run's ``batches`` too, as a matching mapping or
-    frame). Non-finite values are left out.
+    frame). Non-finite values, and epochs without an x value, are left out.
     """
     _check_x_axis(x_axis)
     runs = _by_run(epochs)
@@ -386,7 +386,7 @@ def epoch_curve_data(
                     "value": value,
                 }
             )
-            parts.append(part[np.isfinite(part["value"])])
+            parts.append(part[np.isfinite(part["value"]) & np.isfinite(part["x"])])
     data = _concat(parts, ["run", "x", "epoch", "metric", "split", "value"])
     data.attrs["x_axis"] = x_axis
     return data

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from dashboard.lab import charts
-from dashboard.lab.runs import RunSummary
+from dashboard.lab.runs import RunStore, RunSummary
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -524,6 +524,38 @@ def test_runs_table_empty_and_odd_configs():
     row = charts.runs_table([odd]).iloc[0]
     assert pd.isna(row["optimizer"])
     assert math.isnan(row["final_loss"])
+
+
+def test_a_stored_run_end_to_end(tmp_path):
+    store = RunStore(tmp_path)
+    config = {"dataset": "moons", "optimizer": {"name": "sgdplus", "momentum": 0.9}}
+    with store.create("stored", config, {}) as writer:
+        batches = make_batches(epochs=2, per_epoch=3)
+        writer.append_batches(batches.to_dict("records"))
+        for row in make_epochs().iloc[:2].to_dict("records"):
+            writer.append_epoch(row)
+        writer.update(status="completed", summary={"final_loss": 0.5})
+    run_id = store.list_runs()[0].run_id
+    run = store.load(run_id)
+    data = charts.batch_curve_data({run.name: run.batches}, "epoch", 0.6)
+    np.testing.assert_allclose(data["x"], [0, 1 / 3, 2 / 3, 1, 4 / 3, 5 / 3])
+    charts.batch_loss_chart(data, log_scale=True).to_dict()
+    epoch_data = charts.epoch_curve_data({run.name: run.epochs}, "step", {run.name: run.batches})
+    train = epoch_data[(epoch_data.metric == "loss") & (epoch_data.split == "train")]
+    np.testing.assert_allclose(train["x"], [3, 6])
+    charts.epoch_chart(epoch_data, metric="accuracy").to_dict()
+    charts.learning_rate_chart(run.batches, "wall_time").to_dict()
+    table = charts.runs_table(store.list_runs())
+    assert table.iloc[0]["final_loss"] == 0.5
+    assert table.iloc[0]["momentum"] == 0.9
+    diff = charts.settings_diff({"x": run.meta["config"], "y": {**config, "dataset": "digits"}})
+    assert list(diff.index[diff["differs"]]) == ["dataset"]
+
+
+def test_epoch_without_batches_is_left_out_by_step():
+    batches = make_batches(epochs=2, per_epoch=4)  # epoch 2 has no batches
+    data = charts.epoch_curve_data(make_epochs(), "step", batches)
+    assert sorted(set(data["x"])) == [4, 8]
 
 
 # --- speed -------------------------------------------------------------------------------------
