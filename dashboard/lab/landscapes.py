@@ -386,35 +386,11 @@ def trajectory(
     )
     x0, y0 = point if point is not None else landscape.start
     used_momentum = 0.0 if method == "sgd" else mu
-    optimizer = SGDPlus(
-        learning_rate=rate,
-        momentum=used_momentum,
-        nesterov=method == "nesterov" and used_momentum > 0,
-        convention=convention,
-    )
-    x = keras.Variable(x0, dtype="float64", name="x")
-    y = keras.Variable(y0, dtype="float64", name="y")
-    variables = [x, y]
-
-    def loss() -> Any:
-        return landscape.function(x, y)
-
-    xs, ys = [x0], [y0]
-    diverged_at = None
-    for step in range(1, steps + 1):
-        optimizer.minimize(loss, variables)
-        px = float(ops.convert_to_numpy(x.value))
-        py = float(ops.convert_to_numpy(y.value))
-        if not (abs(px) <= DIVERGENCE_BOUND and abs(py) <= DIVERGENCE_BOUND):  # NaN too
-            diverged_at = step
-            break
-        xs.append(px)
-        ys.append(py)
-    path_x = np.array(xs)
-    path_y = np.array(ys)
+    runner = _runner(landscape, method, used_momentum, convention)
+    path_x, path_y, diverged_at = runner.run(rate, (x0, y0), steps)
     with np.errstate(all="ignore"):
         losses = landscape.loss(path_x, path_y)
-    frame = pd.DataFrame({"step": np.arange(len(xs)), "x": path_x, "y": path_y, "loss": losses})
+    frame = pd.DataFrame({"step": np.arange(len(path_x)), "x": path_x, "y": path_y, "loss": losses})
     frame.attrs.update(
         {
             "landscape": landscape.name,

@@ -560,7 +560,7 @@ def test_epoch_without_batches_is_left_out_by_step():
 # --- speed -------------------------------------------------------------------------------------
 
 
-def test_100k_batches_stay_fast():
+def test_100k_batches_are_drawn_from_a_bounded_sample():
     n, per_epoch = 100_000, 500
     steps = np.arange(n)
     batches = pd.DataFrame(
