@@ -14,7 +14,9 @@ the landscape page draws what these functions return.
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -341,6 +343,115 @@ def _check_arguments(
     return rate, mu, int(steps), point
 
 
+class _Runner:
+    """SGDPlus on two float64 `keras.Variable`s, for one landscape, method and momentum.
+
+    The variables and the optimizer are made once and fully reset before every run (the
+    point, `iterations`, the momentum slots and the learning rate), so that on TensorFlow
+    the whole run is one call of a traced `tf.function` (a `tf.while_loop` of
+    `optimizer.minimize` steps) instead of a trace per slider move. Nothing is remembered
+    from one run to the next but the compiled program; a lock keeps two threads (two
+    browser sessions) from running it at once. Other backends run the steps eagerly.
+    """
+
+    def __init__(self, landscape: Landscape, method: str, momentum: float, convention: str) -> None:
+        self.landscape = landscape
+        self.optimizer = SGDPlus(
+            learning_rate=0.01,
+            momentum=momentum,
+            nesterov=method == "nesterov" and momentum > 0,
+            convention=convention,
+        )
+        self.x = keras.Variable(0.0, dtype="float64", name="x")
+        self.y = keras.Variable(0.0, dtype="float64", name="y")
+        self.variables = [self.x, self.y]
+        self.optimizer.build(self.variables)
+        self.lock = threading.Lock()
+        self.compiled = keras.backend.backend() == "tensorflow"
+        self._graph_loop: Any = None
+
+    def loss(self) -> Any:
+        return self.landscape.function(self.x, self.y)
+
+    def run(
+        self, learning_rate: float, start: tuple[float, float], steps: int
+    ) -> tuple[Array, Array, int | None]:
+        """The points from `start` (included) and the step that diverged (or None)."""
+        with self.lock:
+            self.x.assign(start[0])
+            self.y.assign(start[1])
+            self.optimizer.iterations.assign(0)
+            for slot in self.optimizer.momentums:
+                slot.assign(ops.zeros_like(slot))
+            self.optimizer.learning_rate = learning_rate
+            if self.compiled:
+                xs, ys = self._run_graph(steps)
+            else:
+                xs, ys = self._run_eager(steps)
+        inside = (np.abs(xs) <= DIVERGENCE_BOUND) & (np.abs(ys) <= DIVERGENCE_BOUND)  # NaN too
+        diverged_at = None
+        if not inside.all():
+            diverged_at = int(np.argmin(inside)) + 1
+            xs, ys = xs[: diverged_at - 1], ys[: diverged_at - 1]
+        return np.concatenate([[start[0]], xs]), np.concatenate([[start[1]], ys]), diverged_at
+
+    def _run_eager(self, steps: int) -> tuple[Array, Array]:
+        xs, ys = [], []
+        for _ in range(steps):
+            self.optimizer.minimize(self.loss, self.variables)
+            xs.append(float(ops.convert_to_numpy(self.x.value)))
+            ys.append(float(ops.convert_to_numpy(self.y.value)))
+            if not (abs(xs[-1]) <= DIVERGENCE_BOUND and abs(ys[-1]) <= DIVERGENCE_BOUND):
+                break
+        return np.array(xs, dtype=np.float64), np.array(ys, dtype=np.float64)
+
+    def _run_graph(self, steps: int) -> tuple[Array, Array]:
+        import tensorflow as tf
+
+        if self._graph_loop is None:
+            self._graph_loop = tf.function(
+                self._steps_in_graph,
+                input_signature=[tf.TensorSpec([], tf.int32)],
+                autograph=False,
+            )
+        xs, ys = self._graph_loop(tf.constant(steps, tf.int32))
+        return xs.numpy(), ys.numpy()
+
+    def _steps_in_graph(self, steps: Any) -> tuple[Any, Any]:
+        """Up to `steps` minimize steps; stops after the first point out of bounds."""
+        import tensorflow as tf
+
+        bound = tf.constant(DIVERGENCE_BOUND, tf.float64)
+
+        def keep_going(i: Any, xs: Any, ys: Any, out: Any) -> Any:
+            return tf.logical_and(i < steps, tf.logical_not(out))
+
+        def step(i: Any, xs: Any, ys: Any, out: Any) -> tuple[Any, Any, Any, Any]:
+            self.optimizer.minimize(self.loss, self.variables)
+            px = tf.identity(self.x.value)
+            py = tf.identity(self.y.value)
+            inside = tf.logical_and(tf.abs(px) <= bound, tf.abs(py) <= bound)
+            return i + 1, xs.write(i, px), ys.write(i, py), tf.logical_not(inside)
+
+        _, xs, ys, _ = tf.while_loop(
+            keep_going,
+            step,
+            (
+                tf.constant(0),
+                tf.TensorArray(tf.float64, size=0, dynamic_size=True),
+                tf.TensorArray(tf.float64, size=0, dynamic_size=True),
+                tf.constant(False),
+            ),
+        )
+        return xs.stack(), ys.stack()
+
+
+@functools.lru_cache(maxsize=64)
+def _runner(landscape: Landscape, method: str, momentum: float, convention: str) -> _Runner:
+    """The runner for these settings, made on first use (the learning rate is set per run)."""
+    return _Runner(landscape, method, momentum, convention)
+
+
 def trajectory(
     landscape: str | Landscape,
     *,
@@ -354,8 +465,10 @@ def trajectory(
     """The path SGDPlus takes from `start`, one optimizer step per row.
 
     `x` and `y` are two float64 `keras.Variable`s; each step is `optimizer.minimize(lambda:
-    f(x, y), [x, y])` on a fresh `SGDPlus`, so the gradient is Keras autodiff of the
-    `keras.ops` function and the update is SGDPlus's own. (SGDPlus keeps its learning rate
+    f(x, y), [x, y])` on an `SGDPlus` reset for this run, so the gradient is Keras autodiff
+    of the `keras.ops` function and the update is SGDPlus's own. On TensorFlow the steps
+    run in one traced `tf.while_loop`, traced once per landscape, method, momentum and
+    convention and reused with the optimizer's state reset. (SGDPlus keeps its learning rate
     in a float32 variable, so the rate used is `learning_rate` rounded to float32.)
 
     Args:

@@ -406,3 +406,50 @@ def test_module_does_not_import_streamlit_or_altair():
     source = Path(landscapes.__file__).read_text(encoding="utf-8")
     assert "streamlit" not in source.replace("No Streamlit", "")
     assert "altair" not in source.lower()
+
+
+# -- the reused, traced runner ---------------------------------------------------------------
+
+
+def test_a_run_does_not_depend_on_the_runs_before_it():
+    landscape = LANDSCAPES["rosenbrock"]
+    settings = {"method": "nesterov", "momentum": 0.9, "steps": 30, "convention": "torch"}
+    first = trajectory("rosenbrock", learning_rate=0.001, **settings)
+    trajectory("rosenbrock", learning_rate=0.0005, start=(0.5, -0.5), **settings)
+    trajectory("rosenbrock", learning_rate=0.01, steps=500, method="nesterov", momentum=0.9)
+    again = trajectory("rosenbrock", learning_rate=0.001, **settings)
+    expected = numpy_reference(landscape, "nesterov", 0.001, 0.9, 30, landscape.start)
+    np.testing.assert_array_equal(first[["x", "y"]].to_numpy(), again[["x", "y"]].to_numpy())
+    np.testing.assert_allclose(again[["x", "y"]].to_numpy(), expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_traced_loop_and_eager_steps_agree(method):
+    landscape = LANDSCAPES["beale"]
+    runner = landscapes._Runner(landscape, method, 0.0 if method == "sgd" else 0.9, "keras")
+    traced = runner.run(0.002, landscape.start, 60)
+    runner.compiled = False
+    eager = runner.run(0.002, landscape.start, 60)
+    np.testing.assert_allclose(traced[0], eager[0], rtol=1e-12)
+    np.testing.assert_allclose(traced[1], eager[1], rtol=1e-12)
+    diverging = landscapes._Runner(LANDSCAPES["ravine"], method, 0.0, "keras")
+    traced_out = diverging.run(0.2, (-8.0, 1.5), 500)
+    diverging.compiled = False
+    eager_out = diverging.run(0.2, (-8.0, 1.5), 500)
+    assert traced_out[2] == eager_out[2] is not None
+    np.testing.assert_allclose(traced_out[1], eager_out[1], rtol=1e-12)
+
+
+def test_runs_from_several_threads_are_not_mixed_up():
+    from concurrent.futures import ThreadPoolExecutor
+
+    starts = [(-8.0 + i, 1.5 - 0.2 * i) for i in range(6)]
+
+    def run(start):
+        return trajectory("ravine", method="momentum", learning_rate=0.02, steps=200, start=start)
+
+    with ThreadPoolExecutor(4) as pool:
+        frames = list(pool.map(run, starts))
+    for start, frame in zip(starts, frames, strict=True):
+        expected = numpy_reference(LANDSCAPES["ravine"], "momentum", 0.02, 0.9, 200, start)
+        np.testing.assert_allclose(frame[["x", "y"]].to_numpy(), expected, rtol=1e-10, atol=1e-12)
