@@ -382,7 +382,7 @@ class _Runner:
             self.y.assign(start[1])
             self.optimizer.iterations.assign(0)
             for slot in self.optimizer.momentums:
-                slot.assign(ops.zeros_like(slot))
+                slot.assign(ops.zeros(slot.shape, slot.dtype))
             self.optimizer.learning_rate = learning_rate
             if self.compiled:
                 xs, ys = self._run_graph(steps)
