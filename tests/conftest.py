@@ -34,8 +34,9 @@ def pytest_collection_modifyitems(config, items):
         items[:] = kept
 
 
-@pytest.fixture(autouse=True)
-def _fresh_keras_state():
+@pytest.fixture
+def fresh_keras_state():
+    """A clean Keras session and float32 policy (clear_session costs about 0.25 s)."""
     keras.backend.clear_session()
     keras.mixed_precision.set_dtype_policy("float32")
     yield

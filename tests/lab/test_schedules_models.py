@@ -11,6 +11,8 @@ from dashboard.lab.optimizers import OptimizerSpec, make_optimizer
 from dashboard.lab.schedules import ScheduleSpec, schedule_curve
 from keras_sgdplus import SGDPlus
 
+pytestmark = pytest.mark.usefixtures("fresh_keras_state")
+
 STEPS = 120
 T = np.arange(STEPS)
 

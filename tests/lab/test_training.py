@@ -24,6 +24,8 @@ from dashboard.lab.training import (
     schedule_curve,
 )
 
+pytestmark = pytest.mark.usefixtures("fresh_keras_state")
+
 SMALL = ModelSpec(depth=1, width=16)
 
 
