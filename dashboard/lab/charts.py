@@ -564,6 +564,19 @@ def settings_diff(configs: Mapping[str, Mapping[str, Any]], as_text: bool = Fals
     return frame
 
 
+# The summary's results: numbers, float64 with NaN where missing, so the columns sort.
+_RESULT_COLUMNS = (
+    "final_loss",
+    "best_loss",
+    "final_val_loss",
+    "best_val_loss",
+    "final_accuracy",
+    "best_accuracy",
+    "final_val_accuracy",
+    "best_val_accuracy",
+    "elapsed_s",
+    "samples_per_s",
+)
 RUNS_TABLE_COLUMNS = (
     "run_id",
     "name",
@@ -580,32 +593,10 @@ RUNS_TABLE_COLUMNS = (
     "schedule",
     "epochs",
     "epochs_completed",
-    "final_loss",
-    "best_loss",
-    "final_val_loss",
-    "best_val_loss",
-    "final_accuracy",
-    "best_accuracy",
-    "final_val_accuracy",
-    "best_val_accuracy",
-    "elapsed_s",
-    "samples_per_s",
+    *_RESULT_COLUMNS,
     "reason",
 )
-_FLOAT_COLUMNS = {
-    "learning_rate",
-    "momentum",
-    "final_loss",
-    "best_loss",
-    "final_val_loss",
-    "best_val_loss",
-    "final_accuracy",
-    "best_accuracy",
-    "final_val_accuracy",
-    "best_val_accuracy",
-    "elapsed_s",
-    "samples_per_s",
-}
+_FLOAT_COLUMNS = {"learning_rate", "momentum", *_RESULT_COLUMNS}
 
 
 def _number(value: Any) -> float:

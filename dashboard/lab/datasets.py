@@ -702,6 +702,40 @@ def _format_label(value: Any) -> str:
     return str(value)
 
 
+def _user_dataset(
+    name: str,
+    description: str,
+    x: np.ndarray,
+    encoded: tuple[np.ndarray, str, int | None, tuple[str, ...] | None],
+    *,
+    validation_split: float,
+    standardize: bool,
+    seed: int,
+    feature_names: tuple[str, ...] | None = None,
+) -> Dataset:
+    """A user's file as a Dataset: `encoded` is what `_encode_target` made of its targets."""
+    y, task, num_classes, class_names = encoded
+    info = DatasetInfo(
+        name=name,
+        description=description,
+        task=task,
+        input_shape=tuple(x.shape[1:]),
+        num_classes=num_classes,
+        size=len(y),
+        source="user",
+    )
+    return _finish(
+        info,
+        x,
+        y,
+        validation_split=validation_split,
+        standardize=standardize,
+        seed=seed,
+        class_names=class_names,
+        feature_names=feature_names,
+    )
+
+
 def _encode_target(
     y: np.ndarray, numeric: bool, task: str | None, what: str
 ) -> tuple[np.ndarray, str, int | None, tuple[str, ...] | None]:
@@ -818,26 +852,15 @@ def load_csv(
 
     x = np.stack([numeric_column(c, allow_text=False)[0] for c in features], axis=1)
     y_raw, numeric = numeric_column(target_column, allow_text=True)
-    y, task, num_classes, class_names = _encode_target(
-        y_raw, numeric, task, f"{p.name}: target column {target_column!r}"
-    )
-    info = DatasetInfo(
-        name=p.name,
-        description=f"CSV file {p.name}, target column {target_column!r}.",
-        task=task,
-        input_shape=(len(features),),
-        num_classes=num_classes,
-        size=len(y),
-        source="user",
-    )
-    return _finish(
-        info,
+    encoded = _encode_target(y_raw, numeric, task, f"{p.name}: target column {target_column!r}")
+    return _user_dataset(
+        p.name,
+        f"CSV file {p.name}, target column {target_column!r}.",
         x,
-        y,
+        encoded,
         validation_split=validation_split,
         standardize=standardize,
         seed=seed,
-        class_names=class_names,
         feature_names=tuple(features),
     )
 
@@ -916,24 +939,13 @@ def load_npz(
         raise DatasetError(f"{p.name}: array 'x' holds NaN or infinite values.")
     if y.ndim == 2 and y.shape[1] == 1 and task != "regression":
         y = y[:, 0]
-    y, task, num_classes, class_names = _encode_target(
-        y, y.dtype.kind in "biuf", task, f"{p.name}: array 'y'"
-    )
-    info = DatasetInfo(
-        name=p.name,
-        description=f"NumPy file {p.name}.",
-        task=task,
-        input_shape=tuple(x.shape[1:]),
-        num_classes=num_classes,
-        size=len(y),
-        source="user",
-    )
-    return _finish(
-        info,
+    encoded = _encode_target(y, y.dtype.kind in "biuf", task, f"{p.name}: array 'y'")
+    return _user_dataset(
+        p.name,
+        f"NumPy file {p.name}.",
         x,
-        y,
+        encoded,
         validation_split=validation_split,
         standardize=standardize,
         seed=seed,
-        class_names=class_names,
     )
