@@ -34,9 +34,11 @@ from dashboard.lab.cli import flatten
 from dashboard.lab.runs import UNREADABLE, RunSummary
 
 __all__ = [
+    "IMAGE_FORMATS",
     "X_AXES",
     "batch_curve_data",
     "batch_loss_chart",
+    "chart_image",
     "downsample_indices",
     "epoch_chart",
     "epoch_curve_data",
@@ -672,3 +674,21 @@ def runs_table(summaries: Iterable[RunSummary]) -> pd.DataFrame:
     for column in ("batch_size", "schedule", "reason"):
         frame[column] = frame[column].astype("string")
     return frame
+
+
+IMAGE_FORMATS = {"svg": "image/svg+xml", "png": "image/png"}
+"""The formats ``chart_image`` writes, with their MIME types."""
+
+
+def chart_image(chart: alt.TopLevelMixin, fmt: str, scale: float = 2.0) -> bytes:
+    """The chart rendered as an SVG or PNG file, by Altair's own exporter (vl-convert).
+
+    ``scale`` multiplies the PNG's pixel size (2: sharp on high-density screens)."""
+    if fmt not in IMAGE_FORMATS:
+        raise ValueError(f"`fmt` must be one of {', '.join(IMAGE_FORMATS)}. Received: fmt={fmt!r}")
+    import vl_convert
+
+    spec = chart.to_json()
+    if fmt == "svg":
+        return vl_convert.vegalite_to_svg(spec).encode("utf-8")
+    return bytes(vl_convert.vegalite_to_png(spec, scale=scale))

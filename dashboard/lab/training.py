@@ -307,6 +307,8 @@ def batch_sizes_of(n_samples: int, batch_size: int) -> list[int]:
 
 def summarize(epochs: list[dict[str, Any]], callback: RecordingCallback, elapsed: float) -> dict:
     summary: dict[str, Any] = {
+        "total_steps": len(callback.learning_rates),
+        "steps_per_epoch": len(callback.batch_sizes),
         "epochs_completed": callback.epochs_done,
         "steps": callback.step,
         "samples_seen": callback.samples_seen,
@@ -348,6 +350,7 @@ def run_training(
         batch_size = parse_batch_size(config.batch_size) or len(data.x_train)
         batch_sizes = batch_sizes_of(len(data.x_train), batch_size)
         total_steps = len(batch_sizes) * config.epochs
+        writer.update(summary={"total_steps": total_steps, "steps_per_epoch": len(batch_sizes)})
         y_train, y_val = data.y_train, data.y_val
         loss = loss_name(config.model, info.task)
         if loss == "categorical_crossentropy":

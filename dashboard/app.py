@@ -1,0 +1,20 @@
+"""The keras-sgdplus dashboard: `streamlit run dashboard/app.py` (or `sgdplus dashboard`).
+
+This file only routes; each page lives in `dashboard/app_pages/`.
+"""
+
+from pathlib import Path
+
+import streamlit as st
+
+PAGES = Path(__file__).parent / "app_pages"
+
+st.set_page_config(page_title="keras-sgdplus", page_icon="⚽", layout="wide")
+navigation = st.navigation(
+    [
+        st.Page(PAGES / "train.py", title="Train", icon="🏋️", default=True),
+        st.Page(PAGES / "compare.py", title="Compare runs", icon="📊", url_path="compare"),
+        st.Page(PAGES / "landscape.py", title="Loss landscape", icon="⛰️", url_path="landscape"),
+    ]
+)
+navigation.run()

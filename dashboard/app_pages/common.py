@@ -1,0 +1,145 @@
+"""What the pages share: the run store, the training jobs of this server, and the curve views.
+
+Thin Streamlit over `dashboard.lab`: no arithmetic and no file access here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboard.lab import charts
+from dashboard.lab.jobs import TrainingJob
+from dashboard.lab.runs import RunStore, default_runs_dir
+
+HELP = {
+    "x_axis": "What the curves are drawn against: optimizer steps, epochs (fractional for "
+    "batches), training samples seen so far, or seconds since training started.",
+    "log_scale": "A log loss axis shows the late, slow part of training, where a linear axis "
+    "is flat.",
+    "smoothing": "An exponential moving average over the batch losses, debiased at the start "
+    "(as TensorBoard's). Batch losses are noisy because each batch is a small random sample; "
+    "0 shows them as they are.",
+    "show_raw": "Draw the unsmoothed batch losses faintly behind the smoothed line.",
+}
+
+
+def run_store() -> RunStore:
+    """The store of `$SGDPLUS_RUNS_DIR`, else `./saved_runs` (created on first use)."""
+    return RunStore(default_runs_dir())
+
+
+@st.cache_resource
+def training_jobs() -> dict[str, TrainingJob]:
+    """The workers this server started, by run id (shared by all sessions), so that finished
+    workers are reaped (`wait`) and none is left a zombie."""
+    return {}
+
+
+def reap_finished_jobs() -> None:
+    jobs = training_jobs()
+    for run_id, job in list(jobs.items()):
+        if not job.alive:
+            job.wait(0)
+            jobs.pop(run_id, None)
+
+
+def show_altair(chart: alt.TopLevelMixin, key: str | None = None) -> None:
+    st.altair_chart(chart, width="stretch", key=key)
+
+
+def image_downloads(chart: alt.TopLevelMixin, stem: str, key: str) -> None:
+    """SVG and PNG download buttons for a chart; rendered only when clicked."""
+    svg, png = st.columns(2)
+    for column, fmt in ((svg, "svg"), (png, "png")):
+        column.download_button(
+            f"{fmt.upper()}",
+            data=lambda fmt=fmt: charts.chart_image(chart, fmt),
+            file_name=f"{stem}.{fmt}",
+            mime=charts.IMAGE_FORMATS[fmt],
+            key=f"{key}-{fmt}",
+            on_click="ignore",
+            help=f"Download this chart as {fmt.upper()}.",
+        )
+
+
+def curve_controls(key: str) -> dict:
+    """The chart options row; returns x_axis, log_scale, smoothing and show_raw."""
+    axis, scale, smoothing, raw = st.columns([2, 1.3, 2, 1.3])
+    return {
+        "x_axis": axis.selectbox(
+            "x axis",
+            list(charts.X_AXES),
+            format_func=charts.X_AXES.get,
+            key=f"{key}-x",
+            help=HELP["x_axis"],
+        ),
+        "log_scale": scale.toggle("Log loss axis", key=f"{key}-log", help=HELP["log_scale"]),
+        "smoothing": smoothing.slider(
+            "Smoothing",
+            0.0,
+            0.99,
+            0.6,
+            0.01,
+            key=f"{key}-smooth",
+            help=HELP["smoothing"],
+        ),
+        "show_raw": raw.toggle("Raw batches", True, key=f"{key}-raw", help=HELP["show_raw"]),
+    }
+
+
+def curve_views(
+    batches: Mapping[str, pd.DataFrame],
+    epochs: Mapping[str, pd.DataFrame],
+    options: dict,
+    key: str,
+    downloads: bool = False,
+) -> None:
+    """The mini-batch view, the epoch-averaged view (loss, and accuracy where there is one)
+    and the learning rate per step, for one run or overlaid for several (keyed by label)."""
+    x_axis = options["x_axis"]
+    have_batches = {label: frame for label, frame in batches.items() if len(frame)}
+    have_epochs = {label: frame for label, frame in epochs.items() if len(frame)}
+    mini, averaged = st.columns(2)
+    with mini:
+        st.markdown("**Mini-batch view**")
+        if have_batches:
+            data = charts.batch_curve_data(have_batches, x_axis, options["smoothing"])
+            chart = charts.batch_loss_chart(
+                data, options["log_scale"], show_raw=options["show_raw"], x_axis=x_axis
+            )
+            show_altair(chart, key=f"{key}-batch-chart")
+            if downloads:
+                image_downloads(chart, "minibatch-loss", f"{key}-batch-img")
+        else:
+            st.info("No batch has finished yet.")
+    with averaged:
+        st.markdown("**Epoch-averaged view**")
+        if have_epochs:
+            data = charts.epoch_curve_data(have_epochs, x_axis, batches=have_batches or None)
+            chart = charts.epoch_chart(data, options["log_scale"], "loss", x_axis=x_axis)
+            show_altair(chart, key=f"{key}-epoch-chart")
+            if downloads:
+                image_downloads(chart, "epoch-loss", f"{key}-epoch-img")
+        else:
+            st.info("No epoch has finished yet.")
+    if not have_batches:
+        return
+    rate_column, metric_column = st.columns(2)
+    with rate_column:
+        chart = charts.learning_rate_chart(have_batches, x_axis)
+        show_altair(chart, key=f"{key}-lr-chart")
+        if downloads:
+            image_downloads(chart, "learning-rate", f"{key}-lr-img")
+    if have_epochs:
+        data = charts.epoch_curve_data(have_epochs, x_axis, batches=have_batches)
+        extra = [metric for metric in charts.metrics_in(data) if metric != "loss"]
+        with metric_column:
+            for metric in extra:
+                chart = charts.epoch_chart(data, False, metric, x_axis=x_axis)
+                show_altair(chart, key=f"{key}-{metric}-chart")
+                if downloads:
+                    image_downloads(chart, metric, f"{key}-{metric}-img")
