@@ -515,12 +515,17 @@ _KERAS_LOADERS = {
 # Splitting and standardisation
 
 
+def training_size(n_samples: int, validation_split: float) -> int:
+    """How many of `n_samples` the split keeps for training: `n - ceil(validation_split * n)`."""
+    return n_samples - math.ceil(validation_split * n_samples)
+
+
 def _split_indices(
     y: np.ndarray, classification: bool, validation_split: float, seed: int, what: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seeded train/validation indices, stratified by class where every class allows it."""
     n = len(y)
-    n_val = math.ceil(validation_split * n)
+    n_val = n - training_size(n, validation_split)
     if n - n_val < 1:
         raise DatasetError(
             f"{what} has {n} samples: validation_split={validation_split} leaves none for "

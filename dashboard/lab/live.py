@@ -49,7 +49,11 @@ def progress_of(meta: dict[str, Any], batches: pd.DataFrame) -> Progress:
     steps = len(batches)
     if not isinstance(total, int) or total < 1:
         return Progress(None, "Loading the data and building the model…")
-    epoch = min(steps // per_epoch + 1, epochs) if isinstance(per_epoch, int) and per_epoch else 1
+    epoch = 1
+    if isinstance(per_epoch, int) and per_epoch > 0:
+        epoch = steps // per_epoch + 1
+        if isinstance(epochs, int):
+            epoch = min(epoch, epochs)
     last_loss = batches["loss"].iloc[-1] if steps else None
     text = f"Epoch {epoch} of {epochs} · step {steps:,} of {total:,}"
     if last_loss is not None:

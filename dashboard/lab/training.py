@@ -305,6 +305,12 @@ def batch_sizes_of(n_samples: int, batch_size: int) -> list[int]:
     return [batch_size] * full + ([rest] if rest else [])
 
 
+def planned_steps(n_train: int, batch_size: int | None, epochs: int) -> int:
+    """Optimizer steps of a run: `ceil(n_train / batch_size) * epochs` (full batch: one per
+    epoch)."""
+    return len(batch_sizes_of(n_train, batch_size or n_train)) * epochs
+
+
 def summarize(epochs: list[dict[str, Any]], callback: RecordingCallback, elapsed: float) -> dict:
     summary: dict[str, Any] = {
         "total_steps": len(callback.learning_rates),

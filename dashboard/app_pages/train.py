@@ -1,0 +1,396 @@
+"""Train: pick the data, the model and the optimizer, start a run, and watch it train.
+
+The run trains in a worker process (`lab.jobs`); this page only polls the run store. A run
+that is training shows here after a reload, in a second tab, and when it was started with
+`sgdplus train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import streamlit as st
+
+from dashboard.app_pages import common
+from dashboard.lab import datasets, live, models, preview_charts, training, uploads
+from dashboard.lab.jobs import request_stop, start_training
+from dashboard.lab.optimizers import OPTIMIZERS, OptimizerSpec
+from dashboard.lab.runs import RunStore, RunStoreError
+from dashboard.lab.schedules import SCHEDULES, ScheduleSpec, schedule_curve
+
+HELP = {
+    "dataset": "What the model learns. Bundled and generated sets are on disk; MNIST, "
+    "Fashion-MNIST and CIFAR-10 are downloaded by Keras the first time.",
+    "upload": "A CSV with a header row (pick the target column), or an NPZ with arrays x and y.",
+    "validation_split": "The share of samples held out to measure generalisation "
+    "(the validation curves).",
+    "standardize": "Shift and scale each input to mean 0 and variance 1 (training statistics). "
+    "Unscaled inputs make the loss surface a narrow ravine that SGD crawls along.",
+    "noise": "How noisy the generated points are: more noise, more overlap between classes.",
+    "n_samples": "How many points to generate.",
+    "model": "auto: a small CNN for images, an MLP otherwise.",
+    "depth": "Hidden layers (MLP) or convolution blocks (CNN). 0: a linear model.",
+    "width": "Units per hidden layer.",
+    "activation": "The non-linearity between layers.",
+    "loss": "auto: cross-entropy for classes, mean squared error for regression.",
+    "optimizer": "SGDPlus is this project's SGD; Adam, AdamW and RMSprop are Keras baselines.",
+    "learning_rate": "The step length: how far each update moves the weights along the "
+    "negative gradient. Too small and training crawls; too large and it overshoots the "
+    "valley, oscillates or diverges (the loss becomes NaN).",
+    "mode": "Plain SGD steps along the current gradient only. Momentum lets the ball gather "
+    "speed along directions the gradients agree on. Nesterov evaluates the step where "
+    "momentum is about to carry the weights: a look-ahead correction that brakes earlier.",
+    "momentum": "How much of the previous velocity each step keeps (mu). Like a heavy ball it "
+    "gathers speed on long slopes and rolls through noise, but a large mu overshoots.",
+    "convention": "keras: v = mu*v - lr*g; w = w + v (keras.optimizers.SGD). torch: "
+    "b = mu*b + g; w = w - lr*b (torch.optim.SGD). The same path while the rate is constant.",
+    "batch": "How many samples each step's gradient averages over. Full batch: the exact "
+    "gradient, one step per epoch, smooth but slow. Online (1): a step per sample, very "
+    "noisy. Mini-batches trade noise for speed; noise can help escape flat regions.",
+    "batch_size": "Samples per mini-batch.",
+    "epochs": "Passes over the training set.",
+    "schedule": "How the learning rate changes over the steps of the run.",
+    "decay": "lr_t = lr / (1 + decay * t), tf.keras's old `decay=` argument.",
+    "drop": "The factor the rate is multiplied by at each drop.",
+    "every_steps": "Steps between drops (step) or per factor `rate` (exponential).",
+    "rate": "Exponential: lr_t = lr * rate ** (t / every_steps).",
+    "warmup_steps": "Steps of linear warm-up from 0 before the cosine decay.",
+    "seed": "Seeds the split, the weights and the shuffling: the same seed repeats a run.",
+    "device": "Where TensorFlow trains: auto uses the GPU when there is one.",
+    "name": "A name for the run in Compare (default: dataset, optimizer, rate, batch size).",
+}
+UPLOAD = "upload"
+BATCH_CHOICES = {
+    "full": "Full batch",
+    "online": "Online (1)",
+    "32": "Mini-batch 32",
+    "custom": "Custom",
+}
+WATCHED = "train_watched_run"
+
+
+@st.cache_resource
+def gpu_available() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+@st.cache_data(max_entries=32)
+def generated_points(name: str, n_samples: int, noise: float, seed: int):
+    return datasets.generate_2d(name, n_samples, noise, seed)
+
+
+@st.cache_data(max_entries=8)
+def uploaded_dataset(path: str, target_column: str | None, split: float, seed: int):
+    if target_column is None:
+        return datasets.load_npz(path, validation_split=split, seed=seed)
+    return datasets.load_csv(path, target_column, validation_split=split, seed=seed)
+
+
+def pick_data(store: RunStore) -> dict | None:
+    """The data controls; returns the config's data fields and the training-set size."""
+    names = [*datasets.DATASETS, UPLOAD]
+    name = st.selectbox(
+        "Dataset",
+        names,
+        format_func=lambda n: "Upload a CSV or NPZ…" if n == UPLOAD else n,
+        help=HELP["dataset"],
+        key="dataset",
+    )
+    split = st.slider(
+        "Validation split", 0.05, 0.5, 0.2, 0.05, help=HELP["validation_split"], key="split"
+    )
+    standardize = st.checkbox("Standardize inputs", True, help=HELP["standardize"])
+    fields: dict = {"validation_split": split, "standardize": standardize}
+    if name == UPLOAD:
+        return pick_upload(store, fields)
+    name = str(name)
+    info = datasets.DATASETS[name]
+    classes = f", {info.num_classes} classes" if info.num_classes else ""
+    st.caption(
+        f"{info.description} {info.size:,} samples of shape {info.input_shape}, "
+        f"{info.task}{classes}."
+    )
+    size = info.size
+    if info.source == "download" and not datasets.is_cached(name):
+        st.warning(
+            f"{name} is not downloaded yet: the run downloads it into "
+            f"{datasets.keras_cache_dir()} (needs internet)."
+        )
+    if info.source == "generated":
+        noise = st.slider("Noise", 0.0, 0.5, 0.1, 0.01, help=HELP["noise"], key="noise")
+        size = int(
+            st.number_input(
+                "Points", 20, 20000, datasets.DEFAULT_GENERATED_SAMPLES, 50, help=HELP["n_samples"]
+            )
+        )
+        x, y = generated_points(name, size, noise, int(st.session_state.get("seed", 0)))
+        st.altair_chart(preview_charts.scatter_preview(x, y, info.task), width="stretch")
+        fields.update(noise=noise, n_samples=size)
+    fields.update(dataset=name, n_train=datasets.training_size(size, split))
+    return fields
+
+
+def pick_upload(store: RunStore, fields: dict) -> dict | None:
+    upload = st.file_uploader("Data file", type=list(uploads.UPLOAD_KINDS), help=HELP["upload"])
+    if upload is None:
+        st.info("Upload a file to train on your own data.")
+        return None
+    try:
+        path = uploads.save_upload(upload.name, upload.getvalue(), store.root / "uploads")
+        target = None
+        if path.suffix == ".csv":
+            columns = uploads.csv_columns(path)
+            target = st.selectbox("Target column", columns, index=len(columns) - 1)
+        data = uploaded_dataset(str(path), target, fields["validation_split"], 0)
+    except ValueError as error:
+        st.error(f"This file cannot be used: {error}")
+        return None
+    info = data.info
+    st.caption(
+        f"{upload.name}: {info.size:,} samples of shape {info.input_shape}, {info.task}"
+        + (f", {info.num_classes} classes." if info.num_classes else ".")
+    )
+    kind = path.suffix.lstrip(".")
+    fields.update(dataset=kind, data_path=str(path), target_column=target)
+    fields["n_train"] = len(data.x_train)
+    fields["task"] = info.task
+    return fields
+
+
+def pick_model(task: str | None) -> models.ModelSpec:
+    kind = st.selectbox("Model", ["auto", "mlp", "cnn"], help=HELP["model"])
+    depth = st.slider("Hidden layers", 0, 8, 2, help=HELP["depth"])
+    width = st.select_slider("Width", [4, 8, 16, 32, 64, 128, 256, 512], 64, help=HELP["width"])
+    activation = st.selectbox("Activation", models.ACTIVATIONS, help=HELP["activation"])
+    losses = ["auto", *(models.LOSSES[task] if task else ())]
+    loss = st.selectbox("Loss", losses, help=HELP["loss"])
+    return models.ModelSpec(str(kind), depth, int(width), str(activation), str(loss))
+
+
+def pick_optimizer() -> OptimizerSpec:
+    name = st.selectbox("Optimizer", list(OPTIMIZERS), help=HELP["optimizer"], key="optimizer")
+    rate = st.number_input(
+        "Learning rate",
+        min_value=0.0,
+        value=0.05,
+        step=0.01,
+        format="%g",
+        help=HELP["learning_rate"],
+        key="learning_rate",
+    )
+    momentum, nesterov, convention = 0.0, False, "keras"
+    if name == "sgdplus":
+        mode = st.radio(
+            "Update", ["Plain SGD", "Momentum", "Nesterov"], 1, horizontal=True,
+            help=HELP["mode"], key="mode",
+        )  # fmt: skip
+        momentum = st.slider(
+            "Momentum",
+            0.0,
+            0.99,
+            0.9,
+            0.01,
+            help=HELP["momentum"],
+            disabled=mode == "Plain SGD",
+            key="momentum",
+        )
+        momentum = 0.0 if mode == "Plain SGD" else momentum
+        nesterov = mode == "Nesterov"
+        convention = str(
+            st.radio("Convention", ["keras", "torch"], horizontal=True, help=HELP["convention"])
+        )
+    return OptimizerSpec(str(name), float(rate), float(momentum), nesterov, convention)
+
+
+def pick_schedule() -> ScheduleSpec:
+    name = st.selectbox(
+        "Learning-rate schedule",
+        list(SCHEDULES),
+        format_func=lambda n: f"{n}: {SCHEDULES[n]}",
+        help=HELP["schedule"],
+        key="schedule",
+    )
+    values: dict = {}
+    if name == "time_decay":
+        values["decay"] = st.number_input(
+            "decay", 0.0, None, 1e-3, 1e-3, format="%g", help=HELP["decay"]
+        )
+    if name == "step":
+        values["drop"] = st.slider("drop", 0.05, 1.0, 0.5, 0.05, help=HELP["drop"])
+    if name in ("step", "exponential"):
+        values["every_steps"] = int(
+            st.number_input("every_steps", 1, None, 100, 10, help=HELP["every_steps"])
+        )
+    if name == "exponential":
+        values["rate"] = st.slider("rate", 0.05, 1.0, 0.5, 0.05, help=HELP["rate"])
+    if name == "cosine":
+        values["warmup_steps"] = int(
+            st.number_input("warmup_steps", 0, None, 0, 10, help=HELP["warmup_steps"])
+        )
+    return ScheduleSpec(str(name), **values)
+
+
+def pick_batch_size() -> int | None:
+    choice = st.radio(
+        "Batch size",
+        list(BATCH_CHOICES),
+        2,
+        format_func=BATCH_CHOICES.get,
+        horizontal=True,
+        help=HELP["batch"],
+        key="batch_choice",
+    )
+    if choice == "custom":
+        return int(st.number_input("Samples per batch", 1, None, 64, help=HELP["batch_size"]))
+    return training.parse_batch_size(choice)
+
+
+def new_run_form(store: RunStore, training_now: bool) -> None:
+    data_column, model_column, optimizer_column, run_column = st.columns(4, gap="medium")
+    with data_column:
+        st.subheader("Data")
+        data = pick_data(store)
+    with model_column:
+        st.subheader("Model")
+        model = pick_model(data.get("task") if data else None)
+    with optimizer_column:
+        st.subheader("Optimizer")
+        optimizer = pick_optimizer()
+    with run_column:
+        st.subheader("Run")
+        batch_size = pick_batch_size()
+        epochs = int(st.number_input("Epochs", 1, 10000, 20, help=HELP["epochs"], key="epochs"))
+        seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, help=HELP["seed"], key="seed"))
+        devices = ["auto", "cpu", *(["gpu"] if gpu_available() else [])]
+        device = str(st.selectbox("Device", devices, help=HELP["device"]))
+        name = st.text_input("Run name (optional)", help=HELP["name"], max_chars=200)
+    st.subheader("Learning-rate schedule")
+    schedule_column, preview_column = st.columns([1, 3], gap="medium")
+    with schedule_column:
+        schedule = pick_schedule()
+    if data is None:
+        return
+    extra = {k: data[k] for k in ("data_path", "target_column", "noise", "n_samples") if k in data}
+    config = training.TrainingConfig(
+        dataset=data["dataset"],
+        validation_split=data["validation_split"],
+        standardize=data["standardize"],
+        model=model,
+        optimizer=dataclasses.replace(optimizer, schedule=schedule),
+        batch_size=batch_size,
+        epochs=epochs,
+        seed=seed,
+        device=device,
+        name=name.strip(),
+        **extra,
+    )
+    with preview_column:
+        try:
+            training.check_config(config)
+            steps = training.planned_steps(data["n_train"], batch_size, epochs)
+            rates = schedule_curve(schedule, optimizer.learning_rate, steps)
+        except ValueError as error:
+            st.error(str(error))
+            return
+        steps_per_epoch = steps // epochs
+        st.altair_chart(preview_charts.schedule_preview(rates, steps_per_epoch), width="stretch")
+        st.caption(f"{steps:,} steps: {steps_per_epoch:,} per epoch x {epochs} epochs.")
+    start = st.button(
+        "Start training",
+        type="primary",
+        disabled=training_now,
+        help="One run at a time: stop the current run to start another."
+        if training_now
+        else "Trains in a worker process; the page follows it live.",
+    )
+    if start:
+        start_run(store, config)
+
+
+def start_run(store: RunStore, config: training.TrainingConfig) -> None:
+    job = start_training(config, store.root)
+    try:
+        with st.spinner("Starting the training worker (it loads TensorFlow)…"):
+            run_id = job.run_id(timeout=180)
+    except (ValueError, RuntimeError, TimeoutError) as error:
+        job.stop()
+        st.error(f"The run did not start: {error}")
+        return
+    common.training_jobs()[run_id] = job
+    st.session_state[WATCHED] = run_id
+    st.rerun()
+
+
+def run_panel(store: RunStore, run_id: str, options: dict) -> None:
+    """The watched run: its status, progress, Stop button and curves."""
+    try:
+        meta = store.load_meta(run_id)
+        batches = store.load_curve(run_id, "batches")
+        epochs = store.load_curve(run_id, "epochs")
+    except RunStoreError as error:
+        st.error(f"This run cannot be shown: {error}")
+        return
+    status = meta["status"]
+    running = status == "running" and store.is_active(run_id)
+    name = meta["name"]
+    st.subheader(name)
+    if running:
+        progress = live.progress_of(meta, batches)
+        bar, stop = st.columns([5, 1])
+        bar.progress(progress.fraction or 0.0, text=progress.text)
+        stopping = stop.button("Stop", key=f"stop-{run_id}", help="Ends the run after this batch.")
+        if stopping and request_stop(store, run_id):
+            st.toast("Stopping after the current batch…")
+    else:
+        show_outcome(meta)
+    common.curve_views({name: batches}, {name: epochs}, options, key="train")
+    if st.session_state.get(f"was-running-{run_id}") and not running:
+        st.session_state.pop(f"was-running-{run_id}")
+        st.rerun()  # the whole page: the form's Start button is free again
+    if running:
+        st.session_state[f"was-running-{run_id}"] = True
+
+
+def show_outcome(meta: dict) -> None:
+    status, summary = meta["status"], meta.get("summary") or {}
+    results = [
+        f"{label} {summary[key]:.4g}"
+        for key, label in (
+            ("final_loss", "loss"),
+            ("final_val_loss", "validation loss"),
+            ("final_val_accuracy", "validation accuracy"),
+            ("final_val_mae", "validation MAE"),
+        )
+        if isinstance(summary.get(key), int | float)
+    ]
+    text = f"{status.capitalize()}" + (f": {', '.join(results)}" if results else "")
+    if status == "completed":
+        st.success(text)
+    elif status == "stopped":
+        st.info(f"{text} (stopped before the last epoch).")
+    elif status == "diverged":
+        st.warning(
+            f"{text}. The loss became infinite or NaN: the learning rate is too large for "
+            "this problem (try a smaller rate or less momentum)."
+        )
+    elif status == "failed":
+        st.error(f"The run failed: {meta.get('error') or 'no message'}")
+    else:
+        st.warning("This run's worker is gone (killed?): it stays as it was last written.")
+
+
+st.title("Train")
+store = common.run_store()
+common.reap_finished_jobs()
+live_run = live.newest_live_run(store)
+watched = live_run or st.session_state.get(WATCHED)
+if watched:
+    st.session_state[WATCHED] = watched
+    options = common.curve_controls("train")
+    refresh = 1.0 if watched == live_run else None
+    st.fragment(run_every=refresh)(run_panel)(store, watched, options)
+    st.divider()
+with st.expander("New run", expanded=live_run is None):
+    new_run_form(store, training_now=live_run is not None)
