@@ -1,5 +1,6 @@
 """The training job: each batch's own loss, epoch means, and how runs end."""
 
+import math
 import os
 import signal
 import time
@@ -111,6 +112,9 @@ def test_run_records_batches_and_epochs_consistently(tmp_path):
     assert summary["final_loss"] == pytest.approx(epochs.loss.iloc[-1])
     assert summary["samples_per_s"] > 0
     assert run.meta["environment"]["device"] == "CPU"
+    # the plan the dashboard's progress bar divides by: ceil(n / 25) steps per epoch
+    assert summary["steps_per_epoch"] == math.ceil(n_train / 25) == len(parse_sizes(n_train, 25))
+    assert summary["total_steps"] == 3 * summary["steps_per_epoch"] == len(batches)
 
 
 def parse_sizes(n, size):
