@@ -101,7 +101,9 @@ def pick_data(store: RunStore) -> dict | None:
     split = st.slider(
         "Validation split", 0.05, 0.5, 0.2, 0.05, help=HELP["validation_split"], key="split"
     )
-    standardize = st.checkbox("Standardize inputs", True, help=HELP["standardize"])
+    standardize = st.checkbox(
+        "Standardize inputs", True, help=HELP["standardize"], key="standardize"
+    )
     fields: dict = {"validation_split": split, "standardize": standardize}
     if name == UPLOAD:
         return pick_upload(store, fields)
@@ -122,18 +124,27 @@ def pick_data(store: RunStore) -> dict | None:
         noise = st.slider("Noise", 0.0, 0.5, 0.1, 0.01, help=HELP["noise"], key="noise")
         size = int(
             st.number_input(
-                "Points", 20, 20000, datasets.DEFAULT_GENERATED_SAMPLES, 50, help=HELP["n_samples"]
+                "Points",
+                20,
+                20000,
+                datasets.DEFAULT_GENERATED_SAMPLES,
+                50,
+                help=HELP["n_samples"],
+                key="n_samples",
             )
         )
         x, y = generated_points(name, size, noise, int(st.session_state.get("seed", 0)))
         st.altair_chart(preview_charts.scatter_preview(x, y, info.task), width="stretch")
         fields.update(noise=noise, n_samples=size)
     fields.update(dataset=name, n_train=datasets.training_size(size, split))
+    fields.update(task=info.task, input_shape=info.input_shape)
     return fields
 
 
 def pick_upload(store: RunStore, fields: dict) -> dict | None:
-    upload = st.file_uploader("Data file", type=list(uploads.UPLOAD_KINDS), help=HELP["upload"])
+    upload = st.file_uploader(
+        "Data file", type=list(uploads.UPLOAD_KINDS), help=HELP["upload"], key="upload"
+    )
     if upload is None:
         st.info("Upload a file to train on your own data.")
         return None
@@ -142,7 +153,9 @@ def pick_upload(store: RunStore, fields: dict) -> dict | None:
         target = None
         if path.suffix == ".csv":
             columns = uploads.csv_columns(path)
-            target = st.selectbox("Target column", columns, index=len(columns) - 1)
+            target = st.selectbox(
+                "Target column", columns, index=len(columns) - 1, key="target_column"
+            )
         data = uploaded_dataset(str(path), target, fields["validation_split"], 0)
     except ValueError as error:
         st.error(f"This file cannot be used: {error}")
@@ -155,17 +168,21 @@ def pick_upload(store: RunStore, fields: dict) -> dict | None:
     kind = path.suffix.lstrip(".")
     fields.update(dataset=kind, data_path=str(path), target_column=target)
     fields["n_train"] = len(data.x_train)
-    fields["task"] = info.task
+    fields.update(task=info.task, input_shape=info.input_shape)
     return fields
 
 
 def pick_model(task: str | None) -> models.ModelSpec:
-    kind = st.selectbox("Model", ["auto", "mlp", "cnn"], help=HELP["model"])
-    depth = st.slider("Hidden layers", 0, 8, 2, help=HELP["depth"])
-    width = st.select_slider("Width", [4, 8, 16, 32, 64, 128, 256, 512], 64, help=HELP["width"])
-    activation = st.selectbox("Activation", models.ACTIVATIONS, help=HELP["activation"])
+    kind = st.selectbox("Model", ["auto", "mlp", "cnn"], help=HELP["model"], key="model_kind")
+    depth = st.slider("Hidden layers", 0, 8, 2, help=HELP["depth"], key="depth")
+    width = st.select_slider(
+        "Width", [4, 8, 16, 32, 64, 128, 256, 512], 64, help=HELP["width"], key="width"
+    )
+    activation = st.selectbox(
+        "Activation", models.ACTIVATIONS, help=HELP["activation"], key="activation"
+    )
     losses = ["auto", *(models.LOSSES[task] if task else ())]
-    loss = st.selectbox("Loss", losses, help=HELP["loss"])
+    loss = st.selectbox("Loss", losses, help=HELP["loss"], key="loss")
     return models.ModelSpec(str(kind), depth, int(width), str(activation), str(loss))
 
 
@@ -199,7 +216,13 @@ def pick_optimizer() -> OptimizerSpec:
         momentum = 0.0 if mode == "Plain SGD" else momentum
         nesterov = mode == "Nesterov"
         convention = str(
-            st.radio("Convention", ["keras", "torch"], horizontal=True, help=HELP["convention"])
+            st.radio(
+                "Convention",
+                ["keras", "torch"],
+                horizontal=True,
+                help=HELP["convention"],
+                key="convention",
+            )
         )
     return OptimizerSpec(str(name), float(rate), float(momentum), nesterov, convention)
 
@@ -215,19 +238,23 @@ def pick_schedule() -> ScheduleSpec:
     values: dict = {}
     if name == "time_decay":
         values["decay"] = st.number_input(
-            "decay", 0.0, None, 1e-3, 1e-3, format="%g", help=HELP["decay"]
+            "decay", 0.0, None, 1e-3, 1e-3, format="%g", help=HELP["decay"], key="decay"
         )
     if name == "step":
-        values["drop"] = st.slider("drop", 0.05, 1.0, 0.5, 0.05, help=HELP["drop"])
+        values["drop"] = st.slider("drop", 0.05, 1.0, 0.5, 0.05, help=HELP["drop"], key="drop")
     if name in ("step", "exponential"):
         values["every_steps"] = int(
-            st.number_input("every_steps", 1, None, 100, 10, help=HELP["every_steps"])
+            st.number_input(
+                "every_steps", 1, None, 100, 10, help=HELP["every_steps"], key="every_steps"
+            )
         )
     if name == "exponential":
-        values["rate"] = st.slider("rate", 0.05, 1.0, 0.5, 0.05, help=HELP["rate"])
+        values["rate"] = st.slider("rate", 0.05, 1.0, 0.5, 0.05, help=HELP["rate"], key="rate")
     if name == "cosine":
         values["warmup_steps"] = int(
-            st.number_input("warmup_steps", 0, None, 0, 10, help=HELP["warmup_steps"])
+            st.number_input(
+                "warmup_steps", 0, None, 0, 10, help=HELP["warmup_steps"], key="warmup_steps"
+            )
         )
     return ScheduleSpec(str(name), **values)
 
@@ -243,7 +270,11 @@ def pick_batch_size() -> int | None:
         key="batch_choice",
     )
     if choice == "custom":
-        return int(st.number_input("Samples per batch", 1, None, 64, help=HELP["batch_size"]))
+        return int(
+            st.number_input(
+                "Samples per batch", 1, None, 64, help=HELP["batch_size"], key="custom_batch"
+            )
+        )
     return training.parse_batch_size(choice)
 
 
@@ -264,8 +295,10 @@ def new_run_form(store: RunStore, training_now: bool) -> None:
         epochs = int(st.number_input("Epochs", 1, 10000, 20, help=HELP["epochs"], key="epochs"))
         seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, help=HELP["seed"], key="seed"))
         devices = ["auto", "cpu", *(["gpu"] if gpu_available() else [])]
-        device = str(st.selectbox("Device", devices, help=HELP["device"]))
-        name = st.text_input("Run name (optional)", help=HELP["name"], max_chars=200)
+        device = str(st.selectbox("Device", devices, help=HELP["device"], key="device"))
+        name = st.text_input(
+            "Run name (optional)", help=HELP["name"], max_chars=200, key="run_name"
+        )
     st.subheader("Learning-rate schedule")
     schedule_column, preview_column = st.columns([1, 3], gap="medium")
     with schedule_column:
@@ -289,6 +322,7 @@ def new_run_form(store: RunStore, training_now: bool) -> None:
     with preview_column:
         try:
             training.check_config(config)
+            models.check_model(model, data["task"], data["input_shape"])
             steps = training.planned_steps(data["n_train"], batch_size, epochs)
             rates = schedule_curve(schedule, optimizer.learning_rate, steps)
         except ValueError as error:

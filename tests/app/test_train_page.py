@@ -1,0 +1,193 @@
+"""The Train page under Streamlit's AppTest: its controls, the plan it previews, a real
+training worker started from it, a reload that finds the running job, Stop, and errors."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.lab import datasets
+from dashboard.lab.jobs import start_training
+from dashboard.lab.models import ModelSpec
+from dashboard.lab.optimizers import OptimizerSpec
+from dashboard.lab.runs import RunStore
+from dashboard.lab.training import TrainingConfig
+from tests.app.elements import chart_titled, drawn_charts
+
+WORKER_TIMEOUT = 300.0
+
+
+def wait_until_finished(store: RunStore, run_id: str, timeout: float = WORKER_TIMEOUT) -> dict:
+    """The run's metadata once no worker holds it any more."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not store.is_active(run_id):
+            meta = store.load_meta(run_id)
+            if meta["status"] != "running":
+                return meta
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} still running after {timeout} s")
+
+
+def texts(elements) -> str:
+    return "\n".join(str(element.value) for element in elements)
+
+
+def test_every_control_explains_what_it_does_to_training(page):
+    app = page("train")
+    assert not app.exception
+    widgets = [*app.selectbox, *app.slider, *app.number_input, *app.radio, *app.checkbox]
+    widgets += [*app.select_slider, *app.text_input]
+    assert len(widgets) >= 18
+    for widget in widgets:
+        assert widget.help, f"{widget.label!r} has no help text"
+    assert "overshoot" in app.number_input(key="learning_rate").help
+    assert "speed" in app.slider(key="momentum").help
+    assert "look-ahead" in app.radio(key="mode").help
+    assert "noise" in app.radio(key="batch_choice").help.lower()
+    assert app.button[0].label == "Start training"
+
+
+def test_the_form_previews_the_planned_learning_rate_per_step(page):
+    app = page("train")
+    app.selectbox(key="dataset").set_value("iris")
+    app.selectbox(key="schedule").set_value("time_decay").run()
+    app.number_input(key="decay").set_value(0.01)
+    app.number_input(key="epochs").set_value(20)
+    app.number_input(key="learning_rate").set_value(0.2).run()
+    assert not app.exception
+    # iris: 150 samples, 20% held out -> 120 to train; batches of 32 -> 4 steps per epoch
+    steps = 4 * 20
+    assert f"{steps} steps: 4 per epoch x 20 epochs." in texts(app.caption)
+    preview = chart_titled(app, "Learning rate per step (planned)").data
+    assert list(preview.step) == list(range(steps))
+    expected = np.float32(0.2) / (1.0 + 0.01 * np.arange(steps))
+    np.testing.assert_allclose(preview.learning_rate, expected, rtol=1e-6)
+
+
+def test_a_generated_set_shows_its_points(page):
+    app = page("train")
+    app.selectbox(key="dataset").set_value("spiral").run()
+    app.number_input(key="n_samples").set_value(200).run()
+    points = drawn_charts(app)[0].data
+    x, y = datasets.generate_2d("spiral", 200, 0.1, seed=0)
+    np.testing.assert_allclose(points[["x1", "x2"]].to_numpy(), x)
+    assert list(points.target) == [str(v) for v in y]
+    assert "Two interleaved spirals" in texts(app.caption)
+
+
+def test_a_model_that_does_not_fit_the_data_is_refused_before_start(page):
+    app = page("train")
+    app.selectbox(key="model_kind").set_value("cnn").run()
+    assert not app.exception
+    assert "`model` cnn needs images" in texts(app.error)
+    assert not [b for b in app.button if b.label == "Start training"]
+
+
+def test_start_trains_in_a_worker_and_shows_both_views(page, runs_dir: Path):
+    app = page("train")
+    app.selectbox(key="dataset").set_value("iris")
+    app.radio(key="mode").set_value("Nesterov")
+    app.slider(key="momentum").set_value(0.8)
+    app.radio(key="batch_choice").set_value("custom").run()
+    app.number_input(key="custom_batch").set_value(40)
+    app.number_input(key="epochs").set_value(3)
+    app.text_input(key="run_name").set_value("iris nesterov")
+    app.button[0].click().run(timeout=WORKER_TIMEOUT)
+    assert not app.exception
+
+    store = RunStore(runs_dir)
+    [summary] = store.list_runs()
+    meta = wait_until_finished(store, summary.run_id)
+    assert meta["status"] == "completed"
+    assert meta["name"] == "iris nesterov"
+    config = meta["config"]
+    assert config["dataset"] == "iris"
+    assert config["batch_size"] == 40
+    assert config["epochs"] == 3
+    assert config["optimizer"]["momentum"] == 0.8
+    assert config["optimizer"]["nesterov"] is True
+
+    app.slider(key="train-smooth").set_value(0.0).run()
+    assert "Completed" in texts(app.success)
+    batches = store.load_curve(summary.run_id, "batches")
+    epochs = store.load_curve(summary.run_id, "epochs")
+    assert len(batches) == 3 * 3  # 120 training samples in batches of 40
+    drawn = chart_titled(app, "Loss per mini-batch").data
+    drawn = drawn.drop_duplicates("step").sort_values("step")
+    np.testing.assert_allclose(drawn.loss, batches.loss)
+    np.testing.assert_allclose(drawn.smoothed, batches.loss)  # smoothing 0: the raw loss
+    epoch_view = chart_titled(app, "Loss per epoch").data
+    train = epoch_view[epoch_view.split == "train"].sort_values("epoch")
+    np.testing.assert_allclose(train.value, epochs.loss)
+    validation = epoch_view[epoch_view.split == "validation"].sort_values("epoch")
+    np.testing.assert_allclose(validation.value, epochs.val_loss)
+    assert len(chart_titled(app, "Accuracy per epoch").data)
+    rates = chart_titled(app, "Learning rate per step").data
+    np.testing.assert_allclose(rates.learning_rate, np.float32(0.05))
+
+
+def long_run(runs_dir: Path) -> str:
+    config = TrainingConfig(
+        dataset="digits",
+        model=ModelSpec(depth=1, width=16),
+        optimizer=OptimizerSpec(learning_rate=0.01, momentum=0.9),
+        batch_size=1,
+        epochs=200,
+        name="long online run",
+    )
+    return start_training(config, runs_dir).run_id()
+
+
+def test_a_reload_shows_the_running_job_and_stop_ends_it(runs_dir: Path):
+    store = RunStore(runs_dir)
+    run_id = long_run(runs_dir)  # started elsewhere (another tab, or `sgdplus train`)
+    deadline = time.monotonic() + WORKER_TIMEOUT
+    while store.load_curve(run_id, "batches").empty and time.monotonic() < deadline:
+        time.sleep(0.2)
+    app = AppTest.from_file(
+        str(Path(__file__).parents[2] / "dashboard" / "app_pages" / "train.py"),
+        default_timeout=120,
+    )
+    app.run()
+    assert not app.exception
+    assert app.subheader[0].value == "long online run"
+    assert app.get("progress")
+    stop = [b for b in app.button if b.label == "Stop"]
+    assert len(stop) == 1
+    start = [b for b in app.button if b.label == "Start training"]
+    assert start[0].disabled  # one run at a time
+    stop[0].click().run()
+    meta = wait_until_finished(store, run_id)
+    assert meta["status"] == "stopped"
+    assert 0 < meta["summary"]["steps"] < meta["summary"]["total_steps"]
+    app.run()
+    assert "stopped before the last epoch" in texts(app.info)
+    assert not [b for b in app.button if b.label == "Stop"]
+
+
+def test_a_dataset_that_cannot_be_downloaded_ends_as_a_clear_message(
+    page, runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))  # nothing cached there
+    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")  # the discard port: no download
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    app = page("train")
+    app.selectbox(key="dataset").set_value("mnist").run()
+    assert "not downloaded yet" in texts(app.warning)
+    app.button[0].click().run(timeout=WORKER_TIMEOUT)
+    store = RunStore(runs_dir)
+    [summary] = store.list_runs()
+    meta = wait_until_finished(store, summary.run_id)
+    assert meta["status"] == "failed"
+    app.run()
+    assert not app.exception
+    message = texts(app.error)
+    assert "The run failed" in message
+    assert "mnist.npz" in message
