@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# The main job: trains the README's example with SGDPlus. Sets up .venv/ on first use.
+# The main job: the dashboard on http://localhost:8501 (`streamlit run dashboard/app.py`, with
+# the settings in .streamlit/config.toml). Sets up .venv/ on first use. Extra arguments go to
+# Streamlit, e.g. `bash scripts/run.sh --server.port 8600`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
-exec .venv/bin/python examples/train_digits.py "$@"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+echo "keras-sgdplus dashboard: open http://localhost:8501 (Ctrl+C stops it)"
+exec .venv/bin/streamlit run dashboard/app.py "$@"

@@ -1,4 +1,4 @@
-"""`sgdplus`: train, list, show, compare, export and delete runs from the command line.
+"""`sgdplus`: train, list, show, compare, export and delete runs; start the dashboard.
 
 Every command takes `--runs-dir` (default: $SGDPLUS_RUNS_DIR, else ./saved_runs). Bad
 arguments get a one-line error on stderr and exit status 2.
@@ -354,7 +354,52 @@ def build_parser() -> argparse.ArgumentParser:
 
     datasets = commands.add_parser("datasets", help="list the datasets")
     datasets.set_defaults(handler=command_datasets)
+
+    dashboard = commands.add_parser(
+        "dashboard", parents=[runs_dir], help="start the Streamlit dashboard"
+    )
+    dashboard.add_argument("--port", type=_positive_int, default=8501, help="default: 8501")
+    dashboard.add_argument(
+        "--address",
+        default=SERVER_OPTIONS["server.address"],
+        help="the address to listen on (default: localhost, this machine only; the dashboard "
+        "starts jobs and writes files, so expose it only on a network you trust)",
+    )
+    dashboard.set_defaults(handler=command_dashboard)
     return parser
+
+
+#: The server settings of `.streamlit/config.toml`, passed as flags by `sgdplus dashboard` so
+#: that they hold wherever it is started from (Streamlit reads ./.streamlit of the cwd only).
+SERVER_OPTIONS: dict[str, Any] = {
+    "server.address": "localhost",
+    "server.maxUploadSize": 50,
+    "server.enableXsrfProtection": True,
+    "server.enableCORS": True,
+    "server.headless": True,
+    "browser.gatherUsageStats": False,
+    "client.toolbarMode": "viewer",
+}
+
+
+def dashboard_command(args: argparse.Namespace) -> list[str]:
+    """The `streamlit run` command line that `sgdplus dashboard` executes."""
+    from pathlib import Path
+
+    app = Path(__file__).resolve().parent.parent / "app.py"
+    options = {**SERVER_OPTIONS, "server.address": args.address, "server.port": args.port}
+    flags = [f"--{key}={str(value).lower() if isinstance(value, bool) else value}"
+             for key, value in options.items()]  # fmt: skip
+    return [sys.executable, "-m", "streamlit", "run", str(app), *flags]
+
+
+def command_dashboard(args: argparse.Namespace) -> int:
+    if args.runs_dir:
+        os.environ["SGDPLUS_RUNS_DIR"] = str(args.runs_dir)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    command = dashboard_command(args)
+    sys.stdout.flush()
+    os.execv(command[0], command)  # Ctrl+C and signals reach Streamlit itself
 
 
 def command_datasets(args: argparse.Namespace) -> int:
