@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: ruff and mypy, then pytest on the TensorFlow backend, then the optimizer tests
-# again on Keras's JAX backend. Sets up .venv/ on first use.
+# again on Keras's JAX backend (the dashboard's browser tests use Debian's chromium, installed if
+# missing). Sets up .venv/ on first use.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
+bash scripts/install_chromium.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy keras_sgdplus dashboard
