@@ -5,9 +5,10 @@ Thin Streamlit over `dashboard.lab`: no arithmetic and no file access here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from typing import Any
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -47,17 +48,17 @@ def reap_finished_jobs() -> None:
             jobs.pop(run_id, None)
 
 
-def show_altair(chart: alt.TopLevelMixin, key: str | None = None) -> None:
+def show_altair(chart: Any, key: str | None = None) -> None:
     st.altair_chart(chart, width="stretch", key=key)
 
 
-def image_downloads(chart: alt.TopLevelMixin, stem: str, key: str) -> None:
+def image_downloads(chart: Any, stem: str, key: str) -> None:
     """SVG and PNG download buttons for a chart; rendered only when clicked."""
     svg, png = st.columns(2)
     for column, fmt in ((svg, "svg"), (png, "png")):
         column.download_button(
             f"{fmt.upper()}",
-            data=lambda fmt=fmt: charts.chart_image(chart, fmt),
+            data=functools.partial(charts.chart_image, chart, fmt),
             file_name=f"{stem}.{fmt}",
             mime=charts.IMAGE_FORMATS[fmt],
             key=f"{key}-{fmt}",
@@ -73,7 +74,7 @@ def curve_controls(key: str) -> dict:
         "x_axis": axis.selectbox(
             "x axis",
             list(charts.X_AXES),
-            format_func=charts.X_AXES.get,
+            format_func=lambda axis: charts.X_AXES[axis],
             key=f"{key}-x",
             help=HELP["x_axis"],
         ),
@@ -108,7 +109,7 @@ def curve_views(
         st.markdown("**Mini-batch view**")
         if have_batches:
             data = charts.batch_curve_data(have_batches, x_axis, options["smoothing"])
-            chart = charts.batch_loss_chart(
+            chart: Any = charts.batch_loss_chart(
                 data, options["log_scale"], show_raw=options["show_raw"], x_axis=x_axis
             )
             show_altair(chart, key=f"{key}-batch-chart")

@@ -60,6 +60,8 @@ X_AXES: dict[str, str] = {
 """The x-axis choices and their axis titles."""
 
 DEFAULT_MAX_POINTS = 2000
+#: Distinct colours for runs and splits (Streamlit's theme would give shades of one hue).
+CATEGORY_SCALE = alt.Scale(scheme="tableau10")
 MIN_POINTS_PER_RUN = 300
 
 Curves: TypeAlias = "pd.DataFrame | Mapping[str, pd.DataFrame]"
@@ -316,7 +318,9 @@ def batch_loss_chart(
         alt.Tooltip("loss:Q", title="Loss", format=".4~g"),
         alt.Tooltip("smoothed:Q", title="Smoothed", format=".4~g"),
     ]
-    color: Any = alt.Color("run:N", title="Run") if multi else alt.value("#1f77b4")
+    color: Any = (
+        alt.Color("run:N", title="Run", scale=CATEGORY_SCALE) if multi else alt.value("#1f77b4")
+    )
     base = alt.Chart(data).encode(x=x, color=color, tooltip=tooltip)
     smoothed = base.mark_line(strokeWidth=2).encode(
         y=alt.Y("smoothed:Q", title=y_title, scale=scale)
@@ -433,16 +437,16 @@ def epoch_chart(
     ]
     encoding: dict[str, Any] = {
         "x": alt.X("x:Q", title=x_title),
-        "y": alt.Y("value:Q", title=y_title, scale=y_scale),
+        "y": alt.Y("value:Q", title=y_title, scale=y_scale, axis=alt.Axis(format="~g")),
         "tooltip": tooltip,
     }
     if multi:
-        encoding["color"] = alt.Color("run:N", title="Run")
+        encoding["color"] = alt.Color("run:N", title="Run", scale=CATEGORY_SCALE)
         encoding["strokeDash"] = alt.StrokeDash("split:N", title="Split")
         encoding["shape"] = alt.Shape("split:N", title="Split")
         encoding["detail"] = alt.Detail("split:N")
     else:
-        encoding["color"] = alt.Color("split:N", title="Split")
+        encoding["color"] = alt.Color("split:N", title="Split", scale=CATEGORY_SCALE)
     chart = (
         alt.Chart(data)
         .mark_line(point=True)
@@ -515,7 +519,7 @@ def learning_rate_chart(
         "tooltip": tooltip,
     }
     if multi:
-        encoding["color"] = alt.Color("run:N", title="Run")
+        encoding["color"] = alt.Color("run:N", title="Run", scale=CATEGORY_SCALE)
     return (
         alt.Chart(data)
         .mark_line(interpolate="step-after")
