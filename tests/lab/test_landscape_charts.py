@@ -1,0 +1,430 @@
+"""dashboard/lab/landscape_charts.py: the heat map's numbers, the paths and losses in the chart
+specs, the results table, the learning-rate choices and the lessons, each against values
+computed here with NumPy (not with the code under test)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard.lab import landscape_charts as lc
+from dashboard.lab.charts import chart_image
+from dashboard.lab.landscapes import LANDSCAPES, Landscape, compare_methods, trajectory
+
+NAMES = list(LANDSCAPES)
+LABELS = {"sgd": "Plain SGD", "momentum": "Momentum", "nesterov": "Nesterov"}
+
+
+# --- independent references ----------------------------------------------------------------
+
+
+def reference_path(
+    landscape: Landscape,
+    method: str,
+    learning_rate: float,
+    momentum: float,
+    steps: int,
+    start: tuple[float, float],
+) -> np.ndarray:
+    """DESIGN §2 (Keras convention) with the landscape's NumPy gradient: (steps + 1, 2) points.
+    The rate is rounded to float32, as SGDPlus keeps it."""
+    lr = float(np.float32(learning_rate))
+    mu = 0.0 if method == "sgd" else momentum
+    w = np.array(start, dtype=np.float64)
+    v = np.zeros(2)
+    points = [w.copy()]
+    for _ in range(steps):
+        g = np.array(landscape.gradient(w[0], w[1]), dtype=np.float64)
+        v = mu * v - lr * g
+        w = w + mu * v - lr * g if method == "nesterov" else w + v
+        points.append(w.copy())
+    return np.array(points)
+
+
+def reference_log_grid(landscape: Landscape, resolution: int, floor: float) -> np.ndarray:
+    """log10(f - min f + floor) on the window's grid, rows y and columns x, flattened."""
+    xmin, xmax, ymin, ymax = landscape.window
+    gx, gy = np.meshgrid(np.linspace(xmin, xmax, resolution), np.linspace(ymin, ymax, resolution))
+    f = landscape.loss(gx, gy)
+    return np.log10(f - f.min() + floor).ravel()
+
+
+def layers(spec: dict, inherited: dict | None = None) -> list[dict]:
+    """The leaf layers of a (nested) layered spec, each with the data it draws (its own, or
+    the nearest enclosing layer's: Altair lifts data shared by sub-layers up)."""
+    data = spec.get("data", inherited)
+    if "layer" not in spec:
+        return [{**spec, "data": data}]
+    return [leaf for layer in spec["layer"] for leaf in layers(layer, data)]
+
+
+def layer_data(spec: dict, layer: dict) -> pd.DataFrame:
+    return pd.DataFrame(spec["datasets"][layer["data"]["name"]])
+
+
+def mark_type(layer: dict) -> str:
+    mark = layer["mark"]
+    return mark if isinstance(mark, str) else mark["type"]
+
+
+def path_layers(spec: dict) -> list[dict]:
+    return [
+        layer
+        for layer in layers(spec)
+        if mark_type(layer) in ("line", "point") and "method" in json.dumps(layer["encoding"])
+    ]
+
+
+@pytest.fixture(scope="module")
+def ravine_paths() -> dict[str, pd.DataFrame]:
+    return compare_methods("ravine", 0.02, 0.9, 60, None)
+
+
+# --- the heat map ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_heat_map_data_is_log_of_the_shifted_loss_on_the_grid(name):
+    landscape = LANDSCAPES[name]
+    data = lc.heat_map_data(name, resolution=21, floor=1e-2)
+    xmin, xmax, ymin, ymax = landscape.window
+    gx, gy = np.meshgrid(np.linspace(xmin, xmax, 21), np.linspace(ymin, ymax, 21))
+    assert len(data) == 21 * 21
+    np.testing.assert_allclose(data["x"], gx.ravel(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(data["y"], gy.ravel(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(data["loss"], landscape.loss(gx, gy).ravel(), rtol=1e-12)
+    np.testing.assert_allclose(
+        data["log_loss"], reference_log_grid(landscape, 21, 1e-2), rtol=1e-12, atol=1e-12
+    )
+    # Cells centred on the grid points, one grid spacing wide: they tile the window.
+    dx, dy = (xmax - xmin) / 20, (ymax - ymin) / 20
+    np.testing.assert_allclose(data["x_hi"] - data["x_lo"], dx, rtol=1e-12)
+    np.testing.assert_allclose(data["y_hi"] - data["y_lo"], dy, rtol=1e-12)
+    np.testing.assert_allclose((data["x_lo"] + data["x_hi"]) / 2, data["x"], atol=1e-12)
+    assert data["log_loss"].min() == pytest.approx(-2.0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_heat_map_layer_holds_the_default_grid_under_altairs_row_limit(name):
+    landscape = LANDSCAPES[name]
+    spec = lc.landscape_chart(name, {}).to_dict()  # to_dict validates and checks the row limit
+    (heat,) = [layer for layer in layers(spec) if mark_type(layer) == "rect"]
+    data = layer_data(spec, heat)
+    assert lc.HEAT_MAP_RESOLUTION**2 == len(data) < 5000
+    np.testing.assert_allclose(
+        data["log_loss"],
+        reference_log_grid(landscape, lc.HEAT_MAP_RESOLUTION, 1e-3),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+    assert heat["mark"]["clip"] is True
+    assert heat["encoding"]["color"]["field"] == "log_loss"
+    tooltip_fields = [t["field"] for t in heat["encoding"]["tooltip"]]
+    assert tooltip_fields == ["x", "y", "loss"]
+
+
+# --- the paths over it -------------------------------------------------------------------------
+
+
+def test_path_layers_hold_exactly_the_trajectory_points(ravine_paths):
+    landscape = LANDSCAPES["ravine"]
+    spec = lc.landscape_chart("ravine", ravine_paths).to_dict()
+    found = path_layers(spec)
+    assert {mark_type(layer) for layer in found} == {"line", "point"}
+    for layer in found:
+        data = layer_data(spec, layer)
+        assert list(data["method"].unique()) == ["Plain SGD", "Momentum", "Nesterov"]
+        for method, label in LABELS.items():
+            rows = data[data["method"] == label].sort_values("step")
+            expected = reference_path(landscape, method, 0.02, 0.9, 60, landscape.start)
+            assert list(rows["step"]) == list(range(61))
+            np.testing.assert_allclose(rows[["x", "y"]].to_numpy(), expected, rtol=1e-10)
+            np.testing.assert_allclose(
+                rows["loss"], 0.5 * (expected[:, 0] ** 2 + 25 * expected[:, 1] ** 2), rtol=1e-9
+            )
+
+
+def test_paths_are_coloured_by_method_with_fixed_colours_and_tooltips(ravine_paths):
+    spec = lc.landscape_chart("ravine", ravine_paths, ["nesterov", "sgd"]).to_dict()
+    colored = [layer for layer in path_layers(spec) if "color" in layer["encoding"]]
+    assert colored
+    for layer in colored:
+        color = layer["encoding"]["color"]
+        assert color["field"] == "method"
+        # Only the methods shown, in the fixed order, each with its own colour.
+        assert color["scale"]["domain"] == ["Plain SGD", "Nesterov"]
+        assert color["scale"]["range"] == [lc.METHOD_COLORS["sgd"], lc.METHOD_COLORS["nesterov"]]
+        tooltip = [t["field"] for t in layer["encoding"]["tooltip"]]
+        assert tooltip == ["method", "step", "x", "y", "loss"]
+        assert set(layer_data(spec, layer)["method"]) == {"Plain SGD", "Nesterov"}
+    assert len(set(lc.METHOD_COLORS.values())) == 3
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_axes_fixed_to_the_window_and_every_mark_clipped(name):
+    landscape = LANDSCAPES[name]
+    paths = {"sgd": trajectory(name, method="sgd", learning_rate=1e-3, steps=5)}
+    spec = lc.landscape_chart(name, paths).to_dict()
+    xmin, xmax, ymin, ymax = landscape.window
+    for layer in layers(spec):
+        assert layer["mark"]["clip"] is True
+        assert layer["encoding"]["x"]["scale"]["domain"] == [xmin, xmax]
+        assert layer["encoding"]["y"]["scale"]["domain"] == [ymin, ymax]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_start_and_minima_are_marked(name):
+    landscape = LANDSCAPES[name]
+    start = (landscape.start[0] + 0.25, landscape.start[1])
+    paths = compare_methods(name, landscape.learning_rate, landscape.momentum, 5, start)
+    spec = lc.landscape_chart(name, paths).to_dict()
+    marked = {}
+    for layer in layers(spec):
+        data = layer_data(spec, layer)
+        if "label" in data and mark_type(layer) == "point":
+            marked[data["label"].iloc[0]] = data[["x", "y"]].to_numpy()
+    np.testing.assert_array_equal(marked["start"], [start])
+    if landscape.minima:
+        np.testing.assert_array_equal(marked["minimum"], np.array(landscape.minima))
+    else:
+        assert "minimum" not in marked
+
+
+def test_the_chart_renders_to_svg_with_the_star_markers(ravine_paths):
+    svg = chart_image(lc.landscape_chart("ravine", ravine_paths), "svg").decode()
+    assert svg.startswith("<svg")
+    assert "Plain SGD" in svg
+    assert "Nesterov" in svg
+
+
+def test_a_long_path_is_thinned_keeping_start_and_end():
+    frame = pd.DataFrame(
+        {"step": np.arange(2001), "x": np.linspace(-1, 1, 2001), "y": 0.0, "loss": 1.0}
+    )
+    data = lc.path_data({"sgd": frame}, max_points=500)
+    assert len(data) == 500
+    assert data["step"].iloc[0] == 0
+    assert data["step"].iloc[-1] == 2000
+    assert np.all(np.diff(data["step"]) > 0)
+    assert len(lc.path_data({"sgd": frame.iloc[:500]}, max_points=500)) == 500
+
+
+def test_no_methods_shown_gives_the_heat_map_alone(ravine_paths):
+    spec = lc.landscape_chart("ravine", ravine_paths, []).to_dict()
+    assert [mark_type(layer) for layer in layers(spec)] == ["rect", "point"]  # heat, minimum
+    assert len(lc.path_data(ravine_paths, [])) == 0
+
+
+def test_unknown_method_raises(ravine_paths):
+    with pytest.raises(ValueError, match="`methods`"):
+        lc.path_data(ravine_paths, ["adam"])
+
+
+# --- the loss per step -------------------------------------------------------------------------
+
+
+def test_loss_chart_plots_the_gap_to_the_minimum_on_a_log_axis():
+    landscape = LANDSCAPES["himmelblau"]
+    paths = compare_methods("himmelblau", 0.005, 0.8, 40, None)
+    spec = lc.loss_chart("himmelblau", paths).to_dict()
+    encoding = spec["encoding"]
+    assert encoding["y"]["field"] == "gap"
+    assert encoding["y"]["scale"]["type"] == "log"
+    data = pd.DataFrame(spec["datasets"][spec["data"]["name"]])
+    for method, label in LABELS.items():
+        rows = data[data["method"] == label].sort_values("step")
+        expected = reference_path(landscape, method, 0.005, 0.8, 40, landscape.start)
+        f = (expected[:, 0] ** 2 + expected[:, 1] - 11) ** 2 + (
+            expected[:, 0] + expected[:, 1] ** 2 - 7
+        ) ** 2
+        np.testing.assert_allclose(rows["gap"], f - 0.0, rtol=1e-9)
+        np.testing.assert_allclose(rows["loss"], f, rtol=1e-9)
+
+
+def test_a_gap_that_is_not_positive_is_not_drawn():
+    frame = pd.DataFrame({"step": [0, 1, 2], "x": [1.0, 0.0, 0.0], "y": 0.0, "loss": [0.5, 0, 0]})
+    data = lc.loss_data("ravine", {"sgd": frame})
+    assert data["gap"].iloc[0] == 0.5
+    assert data["gap"].iloc[1:].isna().all()
+
+
+def test_saddle_loss_is_drawn_on_a_symmetric_log_axis():
+    paths = compare_methods("saddle", 0.02, 0.9, 150, None)
+    spec = lc.loss_chart("saddle", paths).to_dict()
+    y = spec["encoding"]["y"]
+    assert y["field"] == "loss"
+    assert y["scale"]["type"] == "symlog"
+    data = pd.DataFrame(spec["datasets"][spec["data"]["name"]])
+    assert data["gap"].isna().all()
+    assert data["loss"].min() < 0  # the saddle's loss goes negative: no log axis possible
+    ticks = y["axis"]["values"]
+    assert 0.0 in ticks
+    assert min(ticks) <= -1
+    assert min(ticks) >= data["loss"].min()
+
+
+# --- the results table ------------------------------------------------------------------------
+
+
+def test_summarize_path_against_hand_computed_numbers():
+    landscape = LANDSCAPES["himmelblau"]
+    minima = np.array(landscape.minima)
+    m = minima[1]
+    xs = np.array([0.0, m[0] + 0.5, m[0] + 0.005, m[0] + 0.001])
+    ys = np.array([0.0, m[1], m[1], m[1]])
+    frame = pd.DataFrame({"step": [0, 1, 2, 3], "x": xs, "y": ys, "loss": landscape.loss(xs, ys)})
+    summary = lc.summarize_path(frame, landscape, tolerance=0.01)
+    nearest = min(math.hypot(xs[-1] - a, ys[-1] - b) for a, b in landscape.minima)
+    assert summary["distance_to_minimum"] == pytest.approx(nearest, rel=1e-12)
+    assert summary["distance_to_minimum"] == pytest.approx(0.001, rel=1e-6)
+    assert summary["reached_at"] == 2
+    assert summary["final_loss"] == pytest.approx(float(landscape.loss(xs[-1], ys[-1])))
+    assert (summary["final_x"], summary["final_y"]) == (xs[-1], ys[-1])
+    assert summary["steps"] == 3
+    assert summary["diverged"] is False
+    assert summary["diverged_at"] is None
+    assert lc.summarize_path(frame, landscape, tolerance=1e-4)["reached_at"] is None
+
+
+def test_summary_of_real_runs_and_the_saddle():
+    landscape = LANDSCAPES["ravine"]
+    frame = trajectory("ravine", method="momentum", learning_rate=0.02, momentum=0.9, steps=300)
+    expected = reference_path(landscape, "momentum", 0.02, 0.9, 300, landscape.start)
+    distances = np.hypot(expected[:, 0], expected[:, 1])  # the minimum is (0, 0)
+    summary = lc.summarize_path(frame, "ravine")
+    assert summary["distance_to_minimum"] == pytest.approx(distances[-1], rel=1e-8, abs=1e-15)
+    assert summary["reached_at"] == int(np.argmax(distances <= 0.01))
+    saddle = lc.summarize_path(trajectory("saddle", method="sgd", learning_rate=0.02), "saddle")
+    assert math.isnan(saddle["distance_to_minimum"])
+    assert saddle["reached_at"] is None
+
+
+def test_summary_reports_divergence():
+    frame = trajectory("ravine", method="sgd", learning_rate=0.1, steps=100)
+    summary = lc.summarize_path(frame, "ravine")
+    assert summary["diverged"] is True
+    assert summary["diverged_at"] == frame.attrs["diverged_at"] == len(frame)
+    assert summary["steps"] == len(frame) - 1
+
+
+def test_results_table_one_row_per_shown_method(ravine_paths):
+    table = lc.results_table(ravine_paths, "ravine", ["momentum", "sgd"])
+    assert list(table["Method"]) == ["Plain SGD", "Momentum"]
+    assert list(table.columns) == ["Method", *lc.RESULT_COLUMNS.values()]
+    assert str(table["Diverged at step"].dtype) == "Int64"
+    assert table["Diverged at step"].isna().all()
+    end = ravine_paths["momentum"].iloc[-1]
+    row = table.iloc[1]
+    assert row["Final x"] == end["x"]
+    assert row["Distance to nearest minimum"] == pytest.approx(math.hypot(end["x"], end["y"]))
+
+
+def test_divergence_notes_name_the_method_and_the_step():
+    paths = compare_methods("ravine", 0.1, 0.9, 100, None)
+    notes = lc.divergence_notes(paths, "ravine", ["sgd"])
+    assert notes == [notes[0]]
+    assert notes[0].startswith(f"Plain SGD diverged at step {paths['sgd'].attrs['diverged_at']}")
+    assert "too large" in notes[0]
+    calm = compare_methods("ravine", 0.02, 0.9, 50, None)
+    assert lc.divergence_notes(calm, "ravine") == []
+    saddle = compare_methods("saddle", 0.02, 0.9, 200, None)
+    assert any("no minimum" in note for note in lc.divergence_notes(saddle, "saddle"))
+
+
+# --- the page's choices ------------------------------------------------------------------------
+
+
+def test_learning_rates_are_log_spaced_and_hold_every_suggestion():
+    rates = np.array(lc.LEARNING_RATES)
+    assert np.all(np.diff(rates) > 0)
+    assert rates[0] == 1e-5
+    assert rates[-1] == 1.0
+    assert np.max(np.diff(np.log10(rates))) < 0.23  # no gap wider than a factor of 1.7
+    for landscape in LANDSCAPES.values():
+        assert landscape.learning_rate in lc.LEARNING_RATES
+    for lesson in lc.LESSONS.values():
+        assert lesson.learning_rate in lc.LEARNING_RATES
+
+
+def test_nearest_learning_rate():
+    assert lc.nearest_learning_rate(0.03) == 0.03
+    assert lc.nearest_learning_rate(0.021) == 0.02
+    assert lc.nearest_learning_rate(1e-9) == 1e-5
+    assert lc.nearest_learning_rate(50) == 1.0
+    with pytest.raises(ValueError, match="`value`"):
+        lc.nearest_learning_rate(0)
+
+
+def lesson_paths(key: str) -> tuple[lc.Lesson, dict[str, pd.DataFrame]]:
+    lesson = lc.LESSONS[key]
+    return lesson, compare_methods(
+        lesson.landscape, lesson.learning_rate, lesson.momentum, lesson.steps, lesson.start
+    )
+
+
+def test_lessons_fit_the_controls():
+    assert list(lc.LESSONS) == ["crawl", "diverge", "zigzag", "overshoot", "nesterov"]
+    for lesson in lc.LESSONS.values():
+        landscape = LANDSCAPES[lesson.landscape]
+        xmin, xmax, ymin, ymax = landscape.window
+        assert xmin <= lesson.start[0] <= xmax
+        assert ymin <= lesson.start[1] <= ymax
+        assert 1 <= lesson.steps <= 1000
+        assert 0 <= lesson.momentum <= 0.99
+        assert set(lesson.methods) <= set(LABELS)
+
+
+def test_lesson_too_small_a_rate_crawls():
+    _lesson, paths = lesson_paths("crawl")
+    plain = paths["sgd"]
+    # x shrinks by (1 - lr) per step: after 300 steps at lr 1e-4 it has moved about 3 %.
+    assert plain["x"].iloc[-1] == pytest.approx(-8.0 * (1 - 1e-4) ** 300, rel=1e-5)
+    assert abs(plain["x"].iloc[-1] - plain["x"].iloc[0]) < 0.3
+    assert plain["loss"].iloc[-1] > 0.5 * plain["loss"].iloc[0]
+
+
+def test_lesson_too_large_a_rate_overshoots_and_diverges():
+    _lesson, paths = lesson_paths("diverge")
+    plain = paths["sgd"]
+    assert plain.attrs["diverged"] is True
+    y = plain["y"].to_numpy()
+    assert np.all(np.sign(y[1:]) == -np.sign(y[:-1]))  # over the valley every step
+    assert np.all(np.abs(y[1:]) > np.abs(y[:-1]))  # further each time
+
+
+def test_lesson_plain_sgd_zig_zags():
+    _lesson, paths = lesson_paths("zigzag")
+    plain = paths["sgd"]
+    y = plain["y"].to_numpy()
+    assert plain.attrs["diverged"] is False
+    assert np.all(np.sign(y[1:]) == -np.sign(y[:-1]))
+    assert np.all(np.abs(y[1:]) < np.abs(y[:-1]))
+
+
+def test_lesson_momentum_overshoots():
+    _lesson, paths = lesson_paths("overshoot")
+    momentum, plain = paths["momentum"], paths["sgd"]
+    assert momentum["x"].max() > 1.0  # past the minimum at x = 0
+    assert plain["x"].max() < 0.0  # plain SGD never gets past it
+    assert momentum["loss"].iloc[-1] < 1e-2 * plain["loss"].iloc[-1]
+
+
+def test_lesson_nesterov_corrects_earlier():
+    _lesson, paths = lesson_paths("nesterov")
+    momentum, nesterov = paths["momentum"], paths["nesterov"]
+    assert nesterov["x"].max() < momentum["x"].max() - 0.3
+    assert np.abs(nesterov["y"]).max() <= np.abs(momentum["y"]).max()
+    # Its wobble across the ravine dies out sooner.
+    assert np.abs(nesterov["y"].iloc[75:]).max() < 1e-2 * np.abs(momentum["y"].iloc[75:]).max()
+
+
+def test_module_does_not_import_streamlit():
+    source = Path(lc.__file__).read_text(encoding="utf-8")
+    assert "import streamlit" not in source
+    assert isinstance(lc.landscape_chart("beale", {}), alt.LayerChart)
