@@ -54,17 +54,18 @@ def show_altair(chart: Any, key: str | None = None) -> None:
 
 def image_downloads(chart: Any, stem: str, key: str) -> None:
     """SVG and PNG download buttons for a chart; rendered only when clicked."""
-    svg, png = st.columns(2)
-    for column, fmt in ((svg, "svg"), (png, "png")):
-        column.download_button(
-            f"{fmt.upper()}",
-            data=functools.partial(charts.chart_image, chart, fmt),
-            file_name=f"{stem}.{fmt}",
-            mime=charts.IMAGE_FORMATS[fmt],
-            key=f"{key}-{fmt}",
-            on_click="ignore",
-            help=f"Download this chart as {fmt.upper()}.",
-        )
+    with st.container(horizontal=True):
+        for fmt in charts.IMAGE_FORMATS:
+            st.download_button(
+                fmt.upper(),
+                data=functools.partial(charts.chart_image, chart, fmt),
+                file_name=f"{stem}.{fmt}",
+                mime=charts.IMAGE_FORMATS[fmt],
+                key=f"{key}-{fmt}",
+                on_click="ignore",
+                icon=":material/download:",
+                help=f"Download this chart as {fmt.upper()}.",
+            )
 
 
 def curve_controls(key: str) -> dict:
