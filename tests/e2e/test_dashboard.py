@@ -77,7 +77,8 @@ def test_stop_a_second_run_midway_from_another_tab(dashboard, page, runs_dir, br
     open_page(page, dashboard)
     expand(page, "New run")
     click_radio(page, "Batch size", "Online (1)")
-    type_number(page, "Learning rate", 0.005)  # one sample per step: a shorter step
+    click_radio(page, "Update", "Plain SGD")
+    type_number(page, "Learning rate", 0.01)  # one sample per step: a shorter step
     type_number(page, "Epochs", 100)
     type_text(page, "Run name (optional)", "digits online")
     button(page, "Start training").click()
