@@ -374,7 +374,9 @@ def run_panel(store: RunStore, run_id: str, options: dict) -> None:
         progress = live.progress_of(meta, batches)
         bar, stop = st.columns([5, 1])
         bar.progress(progress.fraction or 0.0, text=progress.text)
-        stopping = stop.button("Stop", key=f"stop-{run_id}", help="Ends the run after this batch.")
+        stopping = stop.button(
+            "Stop training", key=f"stop-{run_id}", help="Ends the run after this batch."
+        )
         if stopping and request_stop(store, run_id):
             st.toast("Stopping after the current batch…")
     else:
@@ -420,6 +422,9 @@ store = common.run_store()
 common.reap_finished_jobs()
 live_run = live.newest_live_run(store)
 watched = live_run or st.session_state.get(WATCHED)
+if watched and not store.path_of(watched, must_exist=False).is_dir():
+    st.session_state.pop(WATCHED, None)  # deleted on the Compare page meanwhile
+    watched = None
 if watched:
     st.session_state[WATCHED] = watched
     options = common.curve_controls("train")

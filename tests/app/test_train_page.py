@@ -130,6 +130,13 @@ def test_start_trains_in_a_worker_and_shows_both_views(page, runs_dir: Path):
     rates = chart_titled(app, "Learning rate per step").data
     np.testing.assert_allclose(rates.learning_rate, np.float32(0.05))
 
+    store.delete(summary.run_id)  # deleted on the Compare page: the page goes back to the form
+    app.run()
+    assert not app.exception
+    assert not app.error
+    assert not app.get("vega_lite_chart")[1:]  # only the schedule preview is left
+    assert "iris nesterov" not in [s.value for s in app.subheader]
+
 
 def long_run(runs_dir: Path) -> str:
     config = TrainingConfig(
@@ -157,7 +164,7 @@ def test_a_reload_shows_the_running_job_and_stop_ends_it(runs_dir: Path):
     assert not app.exception
     assert app.subheader[0].value == "long online run"
     assert app.get("progress")
-    stop = [b for b in app.button if b.label == "Stop"]
+    stop = [b for b in app.button if b.label == "Stop training"]
     assert len(stop) == 1
     start = [b for b in app.button if b.label == "Start training"]
     assert start[0].disabled  # one run at a time
@@ -167,7 +174,7 @@ def test_a_reload_shows_the_running_job_and_stop_ends_it(runs_dir: Path):
     assert 0 < meta["summary"]["steps"] < meta["summary"]["total_steps"]
     app.run()
     assert "stopped before the last epoch" in texts(app.info)
-    assert not [b for b in app.button if b.label == "Stop"]
+    assert not [b for b in app.button if b.label == "Stop training"]
 
 
 def test_a_dataset_that_cannot_be_downloaded_ends_as_a_clear_message(
