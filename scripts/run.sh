@@ -5,5 +5,5 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
-echo "keras-sgdplus dashboard: open http://localhost:8501 (Ctrl+C stops it)"
+echo "keras-sgdplus dashboard: Streamlit prints its address below (default http://localhost:8501); Ctrl+C stops it"
 exec .venv/bin/streamlit run dashboard/app.py "$@"

@@ -49,7 +49,7 @@ def schedule_preview(rates: np.ndarray, steps_per_epoch: int | None = None) -> a
         frame["epoch"] = frame["step"] / steps_per_epoch
         tooltip.append(alt.Tooltip("epoch:Q", format=".2f"))
     return (
-        alt.Chart(frame, height=160, title="Learning rate per step (planned)")
+        alt.Chart(frame, height=170, title="Learning rate per step (planned)", padding={"top": 12})
         .mark_line()
         .encode(
             x=alt.X("step:Q", title="Step"),
