@@ -67,6 +67,7 @@ BATCH_CHOICES = {
     "custom": "Custom",
 }
 WATCHED = "train_watched_run"
+REFRESH = "train_refresh_seconds"  # the live panel's polling interval now
 
 
 @st.cache_resource
@@ -387,6 +388,16 @@ def run_panel(store: RunStore, run_id: str, options: dict) -> None:
         st.rerun()  # the whole page: the form's Start button is free again
     if running:
         st.session_state[f"was-running-{run_id}"] = True
+        if live.refresh_seconds(len(batches)) != st.session_state.get(REFRESH):
+            st.rerun()  # the whole page: the fragment polls at the new interval
+
+
+def polling_interval(store: RunStore, run_id: str) -> int:
+    """Seconds between live refreshes: longer as the run's curves grow (`live.refresh_seconds`)."""
+    try:
+        return live.refresh_seconds(len(store.load_curve(run_id, "batches")))
+    except RunStoreError:
+        return 1  # the panel itself says what is wrong with the run
 
 
 def show_outcome(meta: dict) -> None:
@@ -428,7 +439,10 @@ if watched and not store.path_of(watched, must_exist=False).is_dir():
 if watched:
     st.session_state[WATCHED] = watched
     options = common.curve_controls("train")
-    refresh = 1.0 if watched == live_run else None
+    refresh = None
+    if watched == live_run:
+        refresh = polling_interval(store, watched)
+    st.session_state[REFRESH] = refresh
     st.fragment(run_every=refresh)(run_panel)(store, watched, options)
     st.divider()
 with st.expander("New run", expanded=live_run is None):

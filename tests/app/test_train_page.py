@@ -198,3 +198,24 @@ def test_a_dataset_that_cannot_be_downloaded_ends_as_a_clear_message(
     message = texts(app.error)
     assert "The run failed" in message
     assert "mnist.npz" in message
+
+
+def test_the_live_view_polls_a_long_run_less_often(page, runs_dir: Path):
+    store = RunStore(runs_dir)
+    writer = store.create("a long run", TrainingConfig(epochs=1).to_dict(), {})  # held: live
+    try:
+        n = 200_000  # ceil(200k / 150k) = 2 s between refreshes
+        rows = [
+            {"step": i, "epoch": 0, "batch": i, "loss": 1.0 / (i + 1), "learning_rate": 0.01,
+             "batch_size": 1, "samples_seen": i + 1, "wall_time": i * 1e-3}
+            for i in range(n)
+        ]  # fmt: skip
+        writer.append_batches(rows)
+        app = page("train")
+        assert not app.exception
+        assert app.subheader[0].value == "a long run"
+        assert app.session_state["train_refresh_seconds"] == 2
+    finally:
+        writer.close()
+    app.run()
+    assert app.session_state["train_refresh_seconds"] is None  # no longer live: no polling

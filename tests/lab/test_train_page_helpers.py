@@ -137,3 +137,13 @@ def test_progress_is_steps_done_over_the_planned_steps():
     done = live.progress_of(meta, pd.DataFrame({"loss": [1.0] * 9}))
     assert done.fraction == 1.0
     assert done.text.startswith("Epoch 4 of 4")
+
+
+@pytest.mark.parametrize(
+    ("n_batches", "seconds"),
+    [(0, 1), (1, 1), (150_000, 1), (150_001, 2), (1_000_000, 7), (10_000_000, 10)],
+)
+def test_live_view_polls_less_often_as_a_run_grows(n_batches, seconds):
+    # ceil(n / 150k) seconds, clipped to [1, 10]
+    assert live.refresh_seconds(n_batches) == seconds
+    assert seconds == min(max(math.ceil(max(n_batches, 1) / 150_000), 1), 10)
