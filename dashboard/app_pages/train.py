@@ -383,21 +383,13 @@ def run_panel(store: RunStore, run_id: str, options: dict) -> None:
     else:
         show_outcome(meta)
     common.curve_views({name: batches}, {name: epochs}, options, key="train")
-    if st.session_state.get(f"was-running-{run_id}") and not running:
-        st.session_state.pop(f"was-running-{run_id}")
+    polling = st.session_state.get(REFRESH)  # None: this panel is not polling
+    if polling is not None and not running:
         st.rerun()  # the whole page: the form's Start button is free again
-    if running:
-        st.session_state[f"was-running-{run_id}"] = True
-        if live.refresh_seconds(len(batches)) != st.session_state.get(REFRESH):
-            st.rerun()  # the whole page: the fragment polls at the new interval
-
-
-def polling_interval(store: RunStore, run_id: str) -> int:
-    """Seconds between live refreshes: longer as the run's curves grow (`live.refresh_seconds`)."""
-    try:
-        return live.refresh_seconds(len(store.load_curve(run_id, "batches")))
-    except RunStoreError:
-        return 1  # the panel itself says what is wrong with the run
+    wanted = live.refresh_seconds(len(batches))
+    if running and wanted != polling:
+        st.session_state[REFRESH] = wanted
+        st.rerun()  # the whole page: the fragment polls at the new interval
 
 
 def show_outcome(meta: dict) -> None:
@@ -439,9 +431,8 @@ if watched and not store.path_of(watched, must_exist=False).is_dir():
 if watched:
     st.session_state[WATCHED] = watched
     options = common.curve_controls("train")
-    refresh = None
-    if watched == live_run:
-        refresh = polling_interval(store, watched)
+    # a live run is polled at the interval its panel last asked for (1 s to begin with)
+    refresh = (st.session_state.get(REFRESH) or 1) if watched == live_run else None
     st.session_state[REFRESH] = refresh
     st.fragment(run_every=refresh)(run_panel)(store, watched, options)
     st.divider()
