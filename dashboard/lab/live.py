@@ -18,7 +18,7 @@ __all__ = ["Progress", "live_runs", "newest_live_run", "progress_of", "refresh_s
 
 def live_runs(store: RunStore) -> list[str]:
     """Ids of the runs a live worker is training, newest first."""
-    return [run.run_id for run in store.list_runs() if run.readable and run.active]
+    return [run.run_id for run in store.list_runs(live_only=True) if run.readable and run.active]
 
 
 def newest_live_run(store: RunStore) -> str | None:

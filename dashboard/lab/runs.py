@@ -614,14 +614,17 @@ class RunStore:
             os.close(fd)
         return False
 
-    def list_runs(self) -> list[RunSummary]:
+    def list_runs(self, *, live_only: bool = False) -> list[RunSummary]:
         """All runs, newest first, unreadable ones included with their reason.
 
         Checks each run's meta.json fully, and of its curves the header and last line only
-        (``load`` reads them whole)."""
+        (``load`` reads them whole). ``live_only``: only the runs a live writer holds, and
+        no file of the others is read (a lock test each), for pages that poll."""
         rows: list[tuple[_dt.datetime, RunSummary]] = []
         for run_dir in self._run_dirs():
             run_id = run_dir.name
+            if live_only and not self.is_active(run_id):
+                continue
             try:
                 meta = _read_meta(run_dir)
                 for kind in CURVES:

@@ -468,6 +468,23 @@ def test_corrupted_run_is_listed_unreadable_and_others_still_load(tmp_path, kind
     assert [r.run_id for r in store.list_runs()] == [good_id]
 
 
+def test_live_only_listing_reads_only_the_runs_a_writer_holds(tmp_path):
+    store = RunStore(tmp_path)
+    done_id, _, _ = write_run(store, "done")
+    corrupt_id, _, _ = write_run(store, "corrupt")
+    (store.path_of(corrupt_id) / "meta.json").write_text("{ not json")
+    held = store.create("held", CONFIG, ENVIRONMENT)
+    try:
+        [live] = store.list_runs(live_only=True)
+        assert live.run_id == held.run_id
+        assert live.active
+        assert live.status == "running"
+        assert {r.run_id for r in store.list_runs()} == {done_id, corrupt_id, held.run_id}
+    finally:
+        held.close()
+    assert store.list_runs(live_only=True) == []
+
+
 def test_garbage_in_the_middle_of_a_curve_is_found_on_load(tmp_path):
     store = RunStore(tmp_path)
     run_id, _, _ = write_run(store)
