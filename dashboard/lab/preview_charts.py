@@ -6,6 +6,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from dashboard.lab.charts import downsample_indices
+
 __all__ = ["scatter_preview", "schedule_preview"]
 
 PREVIEW_POINTS = 2000  # the schedule curve is drawn with at most this many points
@@ -36,13 +38,13 @@ def scatter_preview(x: np.ndarray, y: np.ndarray, task: str) -> alt.Chart:
 
 
 def schedule_preview(rates: np.ndarray, steps_per_epoch: int | None = None) -> alt.Chart:
-    """The learning rate of each planned step (`rates[t]` for step t), downsampled evenly to
-    at most `PREVIEW_POINTS` points (the first and last step always kept)."""
+    """The learning rate of each planned step (`rates[t]` for step t), downsampled to at most
+    `PREVIEW_POINTS` points as the recorded curves are (`charts.downsample_indices`: first,
+    lowest and highest step of each bucket, and the last step)."""
     rates = np.asarray(rates, dtype=np.float64)
     if rates.ndim != 1 or len(rates) == 0:
         raise ValueError(f"`rates` must be a non-empty 1-D array. Received: shape {rates.shape}")
-    steps = np.unique(np.linspace(0, len(rates) - 1, min(len(rates), PREVIEW_POINTS)).round())
-    steps = steps.astype(np.int64)
+    steps = downsample_indices(rates, PREVIEW_POINTS)
     frame = pd.DataFrame({"step": steps, "learning_rate": rates[steps]})
     tooltip = [alt.Tooltip("step:Q", title="step"), alt.Tooltip("learning_rate:Q", format=".4g")]
     if steps_per_epoch:
