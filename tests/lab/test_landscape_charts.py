@@ -16,35 +16,13 @@ import pytest
 from dashboard.lab import landscape_charts as lc
 from dashboard.lab.charts import chart_image
 from dashboard.lab.landscapes import LANDSCAPES, Landscape, compare_methods, trajectory
+from tests.lab.landscape_reference import numpy_reference
 
 NAMES = list(LANDSCAPES)
 LABELS = {"sgd": "Plain SGD", "momentum": "Momentum", "nesterov": "Nesterov"}
 
 
 # --- independent references ----------------------------------------------------------------
-
-
-def reference_path(
-    landscape: Landscape,
-    method: str,
-    learning_rate: float,
-    momentum: float,
-    steps: int,
-    start: tuple[float, float],
-) -> np.ndarray:
-    """DESIGN §2 (Keras convention) with the landscape's NumPy gradient: (steps + 1, 2) points.
-    The rate is rounded to float32, as SGDPlus keeps it."""
-    lr = float(np.float32(learning_rate))
-    mu = 0.0 if method == "sgd" else momentum
-    w = np.array(start, dtype=np.float64)
-    v = np.zeros(2)
-    points = [w.copy()]
-    for _ in range(steps):
-        g = np.array(landscape.gradient(w[0], w[1]), dtype=np.float64)
-        v = mu * v - lr * g
-        w = w + mu * v - lr * g if method == "nesterov" else w + v
-        points.append(w.copy())
-    return np.array(points)
 
 
 def reference_log_grid(landscape: Landscape, resolution: int, floor: float) -> np.ndarray:
@@ -142,7 +120,7 @@ def test_path_layers_hold_exactly_the_trajectory_points(ravine_paths):
         assert list(data["method"].unique()) == ["Plain SGD", "Momentum", "Nesterov"]
         for method, label in LABELS.items():
             rows = data[data["method"] == label].sort_values("step")
-            expected = reference_path(landscape, method, 0.02, 0.9, 60, landscape.start)
+            expected = numpy_reference(landscape, method, 0.02, 0.9, 60, landscape.start)
             assert list(rows["step"]) == list(range(61))
             np.testing.assert_allclose(rows[["x", "y"]].to_numpy(), expected, rtol=1e-10)
             np.testing.assert_allclose(
@@ -239,7 +217,7 @@ def test_loss_chart_plots_the_gap_to_the_minimum_on_a_log_axis():
     data = pd.DataFrame(spec["datasets"][spec["data"]["name"]])
     for method, label in LABELS.items():
         rows = data[data["method"] == label].sort_values("step")
-        expected = reference_path(landscape, method, 0.005, 0.8, 40, landscape.start)
+        expected = numpy_reference(landscape, method, 0.005, 0.8, 40, landscape.start)
         f = (expected[:, 0] ** 2 + expected[:, 1] - 11) ** 2 + (
             expected[:, 0] + expected[:, 1] ** 2 - 7
         ) ** 2
@@ -295,7 +273,7 @@ def test_summarize_path_against_hand_computed_numbers():
 def test_summary_of_real_runs_and_the_saddle():
     landscape = LANDSCAPES["ravine"]
     frame = trajectory("ravine", method="momentum", learning_rate=0.02, momentum=0.9, steps=300)
-    expected = reference_path(landscape, "momentum", 0.02, 0.9, 300, landscape.start)
+    expected = numpy_reference(landscape, "momentum", 0.02, 0.9, 300, landscape.start)
     distances = np.hypot(expected[:, 0], expected[:, 1])  # the minimum is (0, 0)
     summary = lc.summarize_path(frame, "ravine")
     assert summary["distance_to_minimum"] == pytest.approx(distances[-1], rel=1e-8, abs=1e-15)

@@ -22,6 +22,7 @@ from dashboard.lab.landscapes import (
     loss_grid,
     trajectory,
 )
+from tests.lab.landscape_reference import numpy_reference
 
 NAMES = list(LANDSCAPES)
 
@@ -49,34 +50,6 @@ def autodiff_gradient(landscape: Landscape, x: float, y: float) -> tuple[float, 
 
     gx, gy = jax.grad(landscape.function, argnums=(0, 1))(np.float64(x), np.float64(y))
     return float(gx), float(gy)
-
-
-def numpy_reference(
-    landscape: Landscape,
-    method: str,
-    learning_rate: float,
-    momentum: float,
-    steps: int,
-    start: tuple[float, float],
-) -> np.ndarray:
-    """DESIGN §2, Keras convention, with the NumPy gradient: the points, shape (steps+1, 2).
-
-    SGDPlus keeps its learning rate in a float32 variable, so the rate is rounded to float32.
-    """
-    lr = float(np.float32(learning_rate))
-    mu = 0.0 if method == "sgd" else momentum
-    w = np.array(start, dtype=np.float64)
-    v = np.zeros(2)
-    points = [w.copy()]
-    for _ in range(steps):
-        g = np.array(landscape.gradient(w[0], w[1]), dtype=np.float64)
-        if method == "sgd":
-            w = w - lr * g
-        else:
-            v = mu * v - lr * g
-            w = w + mu * v - lr * g if method == "nesterov" else w + v
-        points.append(w.copy())
-    return np.array(points)
 
 
 # -- the landscapes ---------------------------------------------------------------------------
