@@ -6,13 +6,13 @@ import contextlib
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import tomllib
 
 from dashboard.lab import cli
+from tests.serving import free_port, wait_for_health
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,23 +33,6 @@ def test_config_file_and_the_command_agree_on_the_safe_settings():
     assert config["server.address"] == "localhost"  # this machine only
     assert config["server.enableXsrfProtection"] is True
     assert 0 < config["server.maxUploadSize"] <= 200  # MB
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_health(port: int, timeout: float = 120.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                return r.read().decode()
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"no health answer on port {port} within {timeout} s")
 
 
 def other_addresses() -> list[str]:
@@ -74,7 +57,7 @@ def test_sgdplus_dashboard_serves_the_app_on_loopback_only(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        assert wait_for_health(port) == "ok"
+        wait_for_health(f"http://127.0.0.1:{port}", server)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
             assert "<title>Streamlit</title>" in page.read().decode()
         for address in other_addresses():
