@@ -9,6 +9,10 @@ and the learning rate. This times exactly that, `RunStore.load_curve` + the `lab
 builders + `to_dict()`, on runs of 1k to 1M recorded batches written into a temporary
 store; the figure is the fastest of `--repeats` refreshes. The anchor, measured in the same
 run, is the same refresh without downsampling at 1k batches (every point drawn).
+
+It also times the Train page's check for a live run on every rerun, in a store of 300
+finished runs: `list_runs(live_only=True)` (a lock test per run) against the anchor
+`list_runs()` (every run's metadata and curve tails read).
 """
 
 from __future__ import annotations
@@ -84,6 +88,23 @@ def fastest(store: RunStore, run_id: str, max_points: int, repeats: int) -> tupl
     return min(times), points
 
 
+def finished_runs(store: RunStore, count: int) -> None:
+    for k in range(count):
+        writer = store.create(f"finished {k}", {"epochs": 1}, {})
+        writer.append_epoch({"epoch": 0, "loss": 1.0, "wall_time": 1.0, "samples_seen": 32})
+        writer.update(status="completed")
+        writer.close()
+
+
+def fastest_call(call, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -93,12 +114,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         store = RunStore(folder)
         runs = {n: write_run(store, n) for n in sizes}
+        refresh(store, runs[1_000], 10**9)  # warm-up: first use of Altair's schema
         anchor, anchor_points = fastest(store, runs[1_000], 10**9, args.repeats)
         print(f"anchor: 1,000 batches, all {anchor_points} points drawn: {anchor * 1e3:.1f} ms")
         print(f"{'batches':>10} {'points drawn':>13} {'refresh ms':>11} {'x anchor':>9}")
         for n, run_id in runs.items():
             seconds, points = fastest(store, run_id, charts.DEFAULT_MAX_POINTS, args.repeats)
             print(f"{n:>10,} {points:>13,} {seconds * 1e3:>11.1f} {seconds / anchor:>9.2f}")
+    with tempfile.TemporaryDirectory() as folder:
+        store = RunStore(folder)
+        finished_runs(store, 300)
+        full = fastest_call(store.list_runs, args.repeats)
+        live = fastest_call(lambda: store.list_runs(live_only=True), args.repeats)
+        print(
+            f"live-run check, 300 finished runs: list_runs() {full * 1e3:.1f} ms (anchor), "
+            f"list_runs(live_only=True) {live * 1e3:.1f} ms ({full / live:.1f}x faster)"
+        )
 
 
 if __name__ == "__main__":
