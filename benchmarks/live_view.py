@@ -23,8 +23,8 @@ import time
 
 import numpy as np
 
-from dashboard.lab import charts
-from dashboard.lab.runs import RunStore
+from keras_sgdplus.lab import charts
+from keras_sgdplus.lab.runs import RunStore
 
 BATCHES_PER_EPOCH = 1000
 

@@ -23,11 +23,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 
-from dashboard.lab.datasets import load_dataset
-from dashboard.lab.models import ModelSpec, build_model, make_loss
-from dashboard.lab.runs import RunStore
-from dashboard.lab.training import BatchLoss, RecordingCallback, StopSignal, batch_sizes_of
 from keras_sgdplus import SGDPlus
+from keras_sgdplus.lab.datasets import load_dataset
+from keras_sgdplus.lab.models import ModelSpec, build_model, make_loss
+from keras_sgdplus.lab.runs import RunStore
+from keras_sgdplus.lab.training import BatchLoss, RecordingCallback, StopSignal, batch_sizes_of
 
 
 def compiled(spec: ModelSpec, input_shape, classes: int, recorded: bool) -> keras.Model:

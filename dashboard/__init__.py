@@ -1,5 +1,7 @@
-"""The keras-sgdplus dashboard: an experiment runner and the loss-landscape playground.
+"""The keras-sgdplus dashboard: the Streamlit app over `keras_sgdplus.lab`.
 
-`dashboard/lab/` (the engine) and `dashboard/app.py` (the Streamlit app) land with the
-issues that build them.
+Installed as `keras_sgdplus.dashboard` (pyproject.toml maps this folder there), started by
+`streamlit run dashboard/app.py` or `sgdplus dashboard`. `app.py` routes, `app_pages/`
+describe the pages, and `.streamlit/config.toml` holds the server's safe settings, which
+Streamlit reads next to `app.py` from whatever folder it is started.
 """

@@ -1,15 +1,30 @@
 """The keras-sgdplus dashboard: `streamlit run dashboard/app.py` (or `sgdplus dashboard`).
 
-This file only routes; each page lives in `dashboard/app_pages/`.
+This file checks where it is served (`keras_sgdplus.lab.serving`) and routes; each page
+lives in `dashboard/app_pages/`.
 """
 
 from pathlib import Path
 
 import streamlit as st
+from streamlit import config as streamlit_config
+
+from keras_sgdplus.lab import serving
 
 PAGES = Path(__file__).parent / "app_pages"
 
 st.set_page_config(page_title="keras-sgdplus", page_icon=":material/trending_down:", layout="wide")
+check = serving.check_address(
+    streamlit_config.get_option("server.address"),
+    chosen_by_user=streamlit_config.is_manually_set("server.address"),
+)
+if check.exposure is serving.Exposure.REFUSED:
+    st.title("keras-sgdplus")
+    st.error(check.message, icon=":material/lock:")
+    st.stop()
+if check.exposure is serving.Exposure.CHOSEN:
+    st.warning(check.message, icon=":material/public:")
+
 navigation = st.navigation(
     [
         st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:", default=True),

@@ -1,6 +1,6 @@
 """What the pages share: the run store, the training jobs of this server, and the curve views.
 
-Thin Streamlit over `dashboard.lab`: no arithmetic and no file access here.
+Thin Streamlit over `keras_sgdplus.lab`: no arithmetic and no file access here.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.lab import charts
-from dashboard.lab.jobs import TrainingJob
-from dashboard.lab.runs import RunStore, default_runs_dir
+from keras_sgdplus.lab import charts
+from keras_sgdplus.lab.jobs import TrainingJob
+from keras_sgdplus.lab.runs import RunStore, default_runs_dir
 
 HELP = {
     "x_axis": "What the curves are drawn against: optimizer steps, epochs (fractional for "

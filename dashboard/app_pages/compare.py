@@ -1,7 +1,7 @@
 """Compare runs: every saved run in a table, the chosen runs' curves overlaid, their settings
 side by side, and actions on one run (rename, delete, download its curves).
 
-Thin Streamlit over `dashboard.lab`: the runs come from the run store, the tables and charts
+Thin Streamlit over `keras_sgdplus.lab`: the runs come from the run store, the tables and charts
 from `lab.charts`, the labels, filters and diff styling from `lab.compare`.
 """
 
@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
+from keras_sgdplus.dashboard.app_pages import common
 
-from dashboard.app_pages import common
-from dashboard.lab import charts, compare
-from dashboard.lab.runs import UNREADABLE, Run, RunStore, RunStoreError, RunSummary
+from keras_sgdplus.lab import charts, compare
+from keras_sgdplus.lab.runs import UNREADABLE, Run, RunStore, RunStoreError, RunSummary
 
 OVERLAY_KEY = "compare-overlay"
 ACTION_RUN_KEY = "compare-action-run"

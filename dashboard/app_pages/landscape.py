@@ -2,9 +2,9 @@
 
 Pick a 2-D landscape, a learning rate, a momentum, a number of steps and a start point, and
 see the paths that plain SGD, momentum and Nesterov take across it: SGDPlus itself, one
-`minimize` step at a time (`dashboard.lab.landscapes`). Lesson buttons set the controls to
+`minimize` step at a time (`keras_sgdplus.lab.landscapes`). Lesson buttons set the controls to
 values that show one thing each on the ravine. Charts and tables come from
-`dashboard.lab.landscape_charts`; this page only lays them out.
+`keras_sgdplus.lab.landscape_charts`; this page only lays them out.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import cast
 
 import pandas as pd
 import streamlit as st
+from keras_sgdplus.dashboard.app_pages.common import image_downloads, show_altair
 
-from dashboard.app_pages.common import image_downloads, show_altair
-from dashboard.lab import landscape_charts as charts
-from dashboard.lab import landscapes
-from dashboard.lab.landscapes import LANDSCAPES, METHODS
+from keras_sgdplus.lab import landscape_charts as charts
+from keras_sgdplus.lab import landscapes
+from keras_sgdplus.lab.landscapes import LANDSCAPES, METHODS
 
 STEPS_LIMIT = 1000
 DEFAULT_STEPS = 200

@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 
 import streamlit as st
+from keras_sgdplus.dashboard.app_pages import common
 
-from dashboard.app_pages import common
-from dashboard.lab import datasets, live, models, preview_charts, training, uploads
-from dashboard.lab.jobs import request_stop, start_training
-from dashboard.lab.optimizers import OPTIMIZERS, OptimizerSpec
-from dashboard.lab.runs import RunStore, RunStoreError
-from dashboard.lab.schedules import SCHEDULES, ScheduleSpec, schedule_curve
+from keras_sgdplus.lab import datasets, live, models, preview_charts, training, uploads
+from keras_sgdplus.lab.jobs import request_stop, start_training
+from keras_sgdplus.lab.optimizers import OPTIMIZERS, OptimizerSpec
+from keras_sgdplus.lab.runs import RunStore, RunStoreError
+from keras_sgdplus.lab.schedules import SCHEDULES, ScheduleSpec, schedule_curve
 
 HELP = {
     "dataset": "What the model learns. Bundled and generated sets are on disk; MNIST, "

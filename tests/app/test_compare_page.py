@@ -21,10 +21,10 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from dashboard.lab import charts
-from dashboard.lab.optimizers import OptimizerSpec
-from dashboard.lab.runs import RunStore, RunWriter
-from dashboard.lab.training import TrainingConfig
+from keras_sgdplus.lab import charts
+from keras_sgdplus.lab.optimizers import OptimizerSpec
+from keras_sgdplus.lab.runs import RunStore, RunWriter
+from keras_sgdplus.lab.training import TrainingConfig
 
 Page = Callable[[str], AppTest]
 CORRUPT_META_ID = "20240101-000000-badbad"

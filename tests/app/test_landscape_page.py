@@ -12,9 +12,9 @@ import pytest
 import streamlit as st
 from streamlit import dataframe_util
 
-from dashboard.lab import landscapes
-from dashboard.lab.landscape_charts import LESSONS
-from dashboard.lab.landscapes import LANDSCAPES, trajectory
+from keras_sgdplus.lab import landscapes
+from keras_sgdplus.lab.landscape_charts import LESSONS
+from keras_sgdplus.lab.landscapes import LANDSCAPES, trajectory
 
 LABELS = {"sgd": "Plain SGD", "momentum": "Momentum", "nesterov": "Nesterov"}
 KEYS = {

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tomllib
 
-from dashboard.lab import cli
+from keras_sgdplus.lab import cli
 from tests.serving import free_port, wait_for_health
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ def other_addresses() -> list[str]:
 
 def test_sgdplus_dashboard_serves_the_app_on_loopback_only(tmp_path):
     port = free_port()
-    command = [sys.executable, "-m", "dashboard.lab.cli", "dashboard", "--port", str(port)]
+    command = [sys.executable, "-m", "keras_sgdplus.lab.cli", "dashboard", "--port", str(port)]
     server = subprocess.Popen(
         [*command, "--runs-dir", str(tmp_path / "runs")],
         cwd=tmp_path,  # away from the repository's .streamlit/: the flags must carry it all

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.lab import datasets
-from dashboard.lab.jobs import start_training
-from dashboard.lab.models import ModelSpec
-from dashboard.lab.optimizers import OptimizerSpec
-from dashboard.lab.runs import RunStore
-from dashboard.lab.training import TrainingConfig
+from keras_sgdplus.lab import datasets
+from keras_sgdplus.lab.jobs import start_training
+from keras_sgdplus.lab.models import ModelSpec
+from keras_sgdplus.lab.optimizers import OptimizerSpec
+from keras_sgdplus.lab.runs import RunStore
+from keras_sgdplus.lab.training import TrainingConfig
 from tests.app.elements import chart_titled, drawn_charts
 
 WORKER_TIMEOUT = 300.0

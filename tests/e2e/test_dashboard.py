@@ -12,7 +12,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from dashboard.lab.runs import RunStore
+from keras_sgdplus.lab.runs import RunStore
 from tests.e2e.streamlit_ui import (
     assert_no_exception,
     button,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dashboard.lab.landscapes import Landscape
+from keras_sgdplus.lab.landscapes import Landscape
 
 
 def numpy_reference(

@@ -1,4 +1,4 @@
-"""dashboard.lab.charts: smoothing, x axes, downsampling, the charts' specs and the tables."""
+"""keras_sgdplus.lab.charts: smoothing, x axes, downsampling, the charts' specs and the tables."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.lab import charts
-from dashboard.lab.runs import RunStore, RunSummary
+from keras_sgdplus.lab import charts
+from keras_sgdplus.lab.runs import RunStore, RunSummary
 
 # --- helpers -----------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""dashboard.lab.compare: run labels, the default overlay, the runs-table filters, the
+"""keras_sgdplus.lab.compare: run labels, the default overlay, the runs-table filters, the
 unreadable-run list, the settings-diff styling and the CSV export."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from dashboard.lab import charts, compare
-from dashboard.lab.runs import RunStore, RunStoreError, RunSummary
+from keras_sgdplus.lab import charts, compare
+from keras_sgdplus.lab.runs import RunStore, RunStoreError, RunSummary
 
 
 def summary(run_id: str, name: str = "run", **kwargs) -> RunSummary:

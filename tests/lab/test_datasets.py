@@ -1,4 +1,4 @@
-"""Tests of dashboard/lab/datasets.py: the registry, splits, standardisation and every loader.
+"""Tests of keras_sgdplus/lab/datasets.py: the registry, splits, standardisation and every loader.
 
 Expected values come from independent sources: scikit-learn's own loaders, the geometry of the
 generated sets, and the small files these tests write themselves (into a temporary Keras cache
@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import sklearn.datasets
 
-from dashboard.lab.datasets import (
+from keras_sgdplus.lab.datasets import (
     DATASETS,
     Dataset,
     DatasetError,

@@ -1,4 +1,4 @@
-"""dashboard/lab/landscape_charts.py: the heat map's numbers, the paths and losses in the chart
+"""keras_sgdplus/lab/landscape_charts.py: the heat map's numbers, the paths and losses in the chart
 specs, the results table, the learning-rate choices and the lessons, each against values
 computed here with NumPy (not with the code under test)."""
 
@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.lab import landscape_charts as lc
-from dashboard.lab.charts import chart_image
-from dashboard.lab.landscapes import LANDSCAPES, Landscape, compare_methods, trajectory
+from keras_sgdplus.lab import landscape_charts as lc
+from keras_sgdplus.lab.charts import chart_image
+from keras_sgdplus.lab.landscapes import LANDSCAPES, Landscape, compare_methods, trajectory
 from tests.lab.landscape_reference import numpy_reference
 
 NAMES = list(LANDSCAPES)

@@ -1,4 +1,4 @@
-"""dashboard/lab/landscapes.py: the functions and their gradients, SGDPlus's paths across them
+"""keras_sgdplus/lab/landscapes.py: the functions and their gradients, SGDPlus's paths across them
 against a NumPy re-implementation of DESIGN §2, the lessons on the ravine, divergence, and
 input checks."""
 
@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from dashboard.lab import landscapes
-from dashboard.lab.landscapes import (
+from keras_sgdplus.lab import landscapes
+from keras_sgdplus.lab.landscapes import (
     DIVERGENCE_BOUND,
     LANDSCAPES,
     METHODS,

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.lab import runs
-from dashboard.lab.runs import (
+from keras_sgdplus.lab import runs
+from keras_sgdplus.lab.runs import (
     BATCH_COLUMNS,
     EPOCH_COLUMNS_BASE,
     RUN_ID_PATTERN,
@@ -250,7 +250,7 @@ def test_half_written_last_line_is_dropped(tmp_path):
 KILLED_WRITER = textwrap.dedent(
     """
     import sys
-    from dashboard.lab.runs import RunStore
+    from keras_sgdplus.lab.runs import RunStore
     sys.path.insert(0, sys.argv[2])
     from test_runs import batch_rows, epoch_row
 
@@ -308,7 +308,7 @@ def test_kill_9_of_a_writer_mid_epoch_keeps_the_store_readable(tmp_path):
 CREATOR = textwrap.dedent(
     """
     import sys
-    from dashboard.lab.runs import RunStore
+    from keras_sgdplus.lab.runs import RunStore
 
     store = RunStore(sys.argv[1])
     for i in range(10):

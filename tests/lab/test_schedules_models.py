@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from dashboard.lab.models import ModelSpec, build_model, check_model, loss_name
-from dashboard.lab.optimizers import OptimizerSpec, make_optimizer
-from dashboard.lab.schedules import ScheduleSpec, schedule_curve
 from keras_sgdplus import SGDPlus
+from keras_sgdplus.lab.models import ModelSpec, build_model, check_model, loss_name
+from keras_sgdplus.lab.optimizers import OptimizerSpec, make_optimizer
+from keras_sgdplus.lab.schedules import ScheduleSpec, schedule_curve
 
 pytestmark = pytest.mark.usefixtures("fresh_keras_state")
 

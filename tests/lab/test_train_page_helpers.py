@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.lab import datasets, live, preview_charts, training, uploads
-from dashboard.lab.runs import RunStore
+from keras_sgdplus.lab import datasets, live, preview_charts, training, uploads
+from keras_sgdplus.lab.runs import RunStore
 
 # --- the plan: training-set size and steps ----------------------------------------------------
 

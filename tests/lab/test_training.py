@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.lab.jobs import request_stop, start_training
-from dashboard.lab.models import ModelSpec
-from dashboard.lab.optimizers import OptimizerSpec
-from dashboard.lab.runs import RunStore
-from dashboard.lab.schedules import ScheduleSpec
-from dashboard.lab.training import (
+from keras_sgdplus.lab.jobs import request_stop, start_training
+from keras_sgdplus.lab.models import ModelSpec
+from keras_sgdplus.lab.optimizers import OptimizerSpec
+from keras_sgdplus.lab.runs import RunStore
+from keras_sgdplus.lab.schedules import ScheduleSpec
+from keras_sgdplus.lab.training import (
     BatchLoss,
     RecordingCallback,
     StopSignal,

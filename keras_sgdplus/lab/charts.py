@@ -30,8 +30,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from dashboard.lab.cli import flatten
-from dashboard.lab.runs import UNREADABLE, RunSummary
+from keras_sgdplus.lab.cli import flatten
+from keras_sgdplus.lab.runs import UNREADABLE, RunSummary
 
 __all__ = [
     "IMAGE_FORMATS",

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import keras
 
-from dashboard.lab.schedules import ScheduleSpec, learning_rate_arguments
 from keras_sgdplus import SGDPlus
+from keras_sgdplus.lab.schedules import ScheduleSpec, learning_rate_arguments
 
 OPTIMIZERS = {
     "sgdplus": "SGDPlus: plain SGD, momentum or Nesterov, in the Keras or torch convention",

@@ -6,7 +6,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from dashboard.lab.charts import downsample_indices
+from keras_sgdplus.lab.charts import downsample_indices
 
 __all__ = ["scatter_preview", "schedule_preview"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dashboard.lab.datasets import DatasetError
+from keras_sgdplus.lab.datasets import DatasetError
 
 __all__ = ["UPLOAD_KINDS", "csv_columns", "save_upload"]
 

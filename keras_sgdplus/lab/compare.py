@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from dashboard.lab.runs import RunStore, RunSummary
+from keras_sgdplus.lab.runs import RunStore, RunSummary
 
 __all__ = [
     "DIFF_HIGHLIGHT",

@@ -1,6 +1,6 @@
 """The landscape page's charts and tables: the ball rolling across a 2-D loss landscape.
 
-Pure functions over what `dashboard.lab.landscapes` returns (no Streamlit here), so every
+Pure functions over what `keras_sgdplus.lab.landscapes` returns (no Streamlit here), so every
 chart's data can be checked without a browser:
 
 - `heat_map_data` / `landscape_chart`: the loss over the landscape's window as a heat map of
@@ -30,7 +30,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from dashboard.lab.landscapes import (
+from keras_sgdplus.lab.landscapes import (
     METHODS,
     Landscape,
     get_landscape,

@@ -28,8 +28,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from dashboard.lab import datasets as datasets_module
-from dashboard.lab.models import (
+from keras_sgdplus.lab import datasets as datasets_module
+from keras_sgdplus.lab.models import (
     ModelSpec,
     build_model,
     check_model_settings,
@@ -37,9 +37,9 @@ from dashboard.lab.models import (
     make_loss,
     metrics_for,
 )
-from dashboard.lab.optimizers import OptimizerSpec, make_optimizer
-from dashboard.lab.runs import RunStore, RunWriter
-from dashboard.lab.schedules import ScheduleSpec, schedule_curve
+from keras_sgdplus.lab.optimizers import OptimizerSpec, make_optimizer
+from keras_sgdplus.lab.runs import RunStore, RunWriter
+from keras_sgdplus.lab.schedules import ScheduleSpec, schedule_curve
 
 FLUSH_SECONDS = 1.0  # batches reach the store at least this often, and at every epoch end
 

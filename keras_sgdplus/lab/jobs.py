@@ -16,7 +16,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from dashboard.lab.runs import RunStore
+from keras_sgdplus.lab.runs import RunStore
 
 
 class TrainingJob:
@@ -81,7 +81,7 @@ def _worker_main(config_dict: dict[str, Any], runs_dir: str, connection: Connect
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if config_dict.get("device") == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
-    from dashboard.lab.training import StopSignal, TrainingConfig, run_training
+    from keras_sgdplus.lab.training import StopSignal, TrainingConfig, run_training
 
     stop = StopSignal()
     stop.install()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard.lab.runs import RunStore
+from keras_sgdplus.lab.runs import RunStore
 
 __all__ = ["Progress", "live_runs", "newest_live_run", "progress_of", "refresh_seconds"]
 

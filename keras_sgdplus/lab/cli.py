@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from dashboard.lab.runs import RunStore
+    from keras_sgdplus.lab.runs import RunStore
 
     return RunStore(args.runs_dir)
 
@@ -72,7 +72,7 @@ def _progress(epochs: int) -> Any:
 
 def _schedule(args: argparse.Namespace) -> Any:
     """--decay alone means the time_decay schedule; with another schedule it is an error."""
-    from dashboard.lab.schedules import ScheduleSpec
+    from keras_sgdplus.lab.schedules import ScheduleSpec
 
     name = args.schedule
     if args.decay > 0 and name == "constant":
@@ -90,9 +90,14 @@ def _schedule(args: argparse.Namespace) -> Any:
 
 
 def command_train(args: argparse.Namespace) -> int:
-    from dashboard.lab.models import ModelSpec
-    from dashboard.lab.optimizers import OptimizerSpec
-    from dashboard.lab.training import StopSignal, TrainingConfig, parse_batch_size, run_training
+    from keras_sgdplus.lab.models import ModelSpec
+    from keras_sgdplus.lab.optimizers import OptimizerSpec
+    from keras_sgdplus.lab.training import (
+        StopSignal,
+        TrainingConfig,
+        parse_batch_size,
+        run_training,
+    )
 
     config = TrainingConfig(
         dataset=args.dataset,
@@ -243,7 +248,7 @@ def _non_negative_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dashboard.lab.schedules import SCHEDULES
+    from keras_sgdplus.lab.schedules import SCHEDULES
 
     parser = _Parser(prog="sgdplus", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -361,36 +366,28 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--port", type=_positive_int, default=8501, help="default: 8501")
     dashboard.add_argument(
         "--address",
-        default=SERVER_OPTIONS["server.address"],
         help="the address to listen on (default: localhost, this machine only; the dashboard "
-        "starts jobs and writes files, so expose it only on a network you trust)",
+        "starts jobs and writes files, so expose it only on a network you trust: the page "
+        "then shows a warning)",
     )
     dashboard.set_defaults(handler=command_dashboard)
     return parser
 
 
-#: The server settings of `.streamlit/config.toml`, passed as flags by `sgdplus dashboard` so
-#: that they hold wherever it is started from (Streamlit reads ./.streamlit of the cwd only).
-SERVER_OPTIONS: dict[str, Any] = {
-    "server.address": "localhost",
-    "server.maxUploadSize": 50,
-    "server.enableXsrfProtection": True,
-    "server.enableCORS": True,
-    "server.headless": True,
-    "browser.gatherUsageStats": False,
-    "client.toolbarMode": "viewer",
-}
-
-
 def dashboard_command(args: argparse.Namespace) -> list[str]:
-    """The `streamlit run` command line that `sgdplus dashboard` executes."""
-    from pathlib import Path
+    """The `streamlit run` command line that `sgdplus dashboard` executes.
 
-    app = Path(__file__).resolve().parent.parent / "app.py"
-    options = {**SERVER_OPTIONS, "server.address": args.address, "server.port": args.port}
-    flags = [f"--{key}={str(value).lower() if isinstance(value, bool) else value}"
-             for key, value in options.items()]  # fmt: skip
-    return [sys.executable, "-m", "streamlit", "run", str(app), *flags]
+    The safe server settings live in `dashboard/.streamlit/config.toml`, next to the app,
+    where Streamlit reads them from any folder; only the port, and an address the user
+    chose, are passed as flags.
+    """
+    from keras_sgdplus.lab import serving
+
+    command = [sys.executable, "-m", "streamlit", "run", str(serving.app_path())]
+    command.append(f"--server.port={args.port}")
+    if args.address is not None:
+        command.append(f"--server.address={args.address}")
+    return command
 
 
 def command_dashboard(args: argparse.Namespace) -> int:
@@ -403,7 +400,7 @@ def command_dashboard(args: argparse.Namespace) -> int:
 
 
 def command_datasets(args: argparse.Namespace) -> int:
-    from dashboard.lab.datasets import list_datasets
+    from keras_sgdplus.lab.datasets import list_datasets
 
     rows = [["name", "task", "shape", "size", "source", "description"]]
     rows += [
