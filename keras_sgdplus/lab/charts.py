@@ -6,7 +6,7 @@ them) and returns a DataFrame or an ``alt.Chart``, so all of it is testable with
 Curves of several runs are overlaid by passing a mapping ``{run label: DataFrame}`` (or one
 frame with a ``run`` column) wherever a curve is taken; the charts then color by run.
 
-Views (issue 4):
+Views (the Train and Compare pages, see docs/ARCHITECTURE.md):
 
 - mini-batch view: each batch's own loss, optionally smoothed (``smooth``, debiased at the
   start), downsampled for drawing (``downsample_indices``) so that long runs stay fast;

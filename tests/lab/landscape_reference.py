@@ -1,6 +1,6 @@
-"""The independent reference for the landscape paths: DESIGN §2's update rule in NumPy with
-the landscape's hand-written gradient, for tests/lab/test_landscapes.py and
-test_landscape_charts.py."""
+"""The independent reference for the landscape paths: README.md's update rule (Keras
+convention) in NumPy with the landscape's hand-written gradient, for
+tests/lab/test_landscapes.py and test_landscape_charts.py."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ def numpy_reference(
     steps: int,
     start: tuple[float, float],
 ) -> np.ndarray:
-    """DESIGN §2, Keras convention, with the NumPy gradient: the points, shape (steps+1, 2).
+    """README.md's update rule (Keras convention) with the NumPy gradient: the points,
+    shape (steps+1, 2).
 
     SGDPlus keeps its learning rate in a float32 variable, so the rate is rounded to float32.
     """
