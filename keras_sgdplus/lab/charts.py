@@ -126,7 +126,10 @@ def smooth(values: Sequence[float] | np.ndarray | pd.Series, weight: float) -> n
         out_t  = s_t / (1 - w ** (t + 1))
 
     The debiasing divides out the weight the zero start still holds, so ``out_0 == v_0`` and
-    early values are not pulled towards 0. ``w = 0`` returns the values unchanged.
+    early values are not pulled towards 0. ``w = 0`` returns the values unchanged. This is
+    pandas' ``ewm(alpha=1 - w, adjust=True)``, which computes the same value as a weighted mean,
+    ``sum_i w**i * v_{t-i} / sum_i w**i`` over ``i = 0..t`` (the sums of the formula above with
+    the factor ``1 - w`` cancelled).
 
     Non-finite values (NaN, +-inf: a diverged batch) are skipped, not averaged in: at such a
     position the output repeats the previous output (NaN before the first finite value), and
@@ -143,27 +146,11 @@ def smooth(values: Sequence[float] | np.ndarray | pd.Series, weight: float) -> n
     if not 0.0 <= w < 1.0:
         raise ValueError(f"`weight` must be in [0, 1). Received: weight={weight!r}")
     v = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(v)
-    if w == 0.0:
-        out = v.copy()
-        out[~finite] = np.nan
-    else:
-        good = v[finite].tolist()
-        smoothed = np.empty(len(good))
-        s = 0.0
-        bias = 1.0  # w ** (t + 1), kept as a running product
-        for t, x in enumerate(good):
-            s = w * s + (1.0 - w) * x
-            bias *= w
-            smoothed[t] = s / (1.0 - bias)
-        out = np.full(len(v), np.nan)
-        out[finite] = smoothed
-    if not finite.all():
-        # carry the last finite output forward over the skipped positions
-        positions = np.where(finite, np.arange(len(v)), -1)
-        last = np.maximum.accumulate(positions) if len(v) else positions
-        out = np.where(last >= 0, out[np.maximum(last, 0)], np.nan)
-    return out
+    # +-inf becomes NaN; with ignore_na=True pandas leaves NaN out of the weights (t counts
+    # finite values only) and repeats the previous output there (NaN before the first one).
+    v = np.where(np.isfinite(v), v, np.nan)
+    ewm = pd.Series(v, copy=False).ewm(alpha=1.0 - w, adjust=True, ignore_na=True)
+    return ewm.mean().to_numpy(copy=True)  # a writable array (pandas' own view is read-only)
 
 
 def downsample_indices(values: Sequence[float] | np.ndarray, max_points: int) -> np.ndarray:

@@ -54,15 +54,21 @@ def make_epochs(accuracy: bool = True) -> pd.DataFrame:
 
 
 def reference_smooth(values, weight):
-    """An independent loop: TensorBoard's debiased EMA, skipping non-finite values."""
-    out, last, num, count = [], math.nan, 0.0, 0
-    for v in values:
-        if math.isfinite(v):
-            num = weight * num + (1 - weight) * v
-            count += 1
-            last = num / (1 - weight**count)
-        out.append(last)
-    return np.array(out)
+    """An independent NumPy loop: TensorBoard's debiased EMA, skipping non-finite values.
+
+    ``m_t = w * m_{t-1} + (1 - w) * x_t`` with ``m_{-1} = 0``, ``s_t = m_t / (1 - w**(t + 1))``,
+    ``t`` counting the finite values; a non-finite value repeats the previous ``s``.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    out = np.full(len(x), np.nan)
+    m, t, s = 0.0, 0, math.nan
+    for i in range(len(x)):
+        if np.isfinite(x[i]):
+            m = weight * m + (1 - weight) * x[i]
+            s = m / (1 - weight ** (t + 1))
+            t += 1
+        out[i] = s
+    return out
 
 
 def spec(chart) -> dict:
@@ -92,12 +98,24 @@ def test_smooth_by_hand():
     np.testing.assert_allclose(out, [1.0, 1.625, 1.824 / 0.784], rtol=1e-12)
 
 
-@pytest.mark.parametrize("weight", [0.0, 0.3, 0.9, 0.999])
+@pytest.mark.parametrize("weight", [0.0, 0.3, 0.6, 0.9, 0.99, 0.999])
 def test_smooth_matches_an_independent_loop(weight):
-    values = np.random.default_rng(1).normal(size=200) + 5
+    values = np.random.default_rng(1).lognormal(0.0, 1.0, size=3000)  # positive, as losses
     np.testing.assert_allclose(
-        charts.smooth(values, weight), reference_smooth(values, weight), rtol=1e-10
+        charts.smooth(values, weight), reference_smooth(values, weight), rtol=1e-12, atol=0
     )
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.6, 0.99])
+def test_smooth_matches_the_loop_around_non_finite_values(weight):
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=1000) + 5
+    bad = rng.choice(len(values), 100, replace=False)
+    values[bad] = rng.choice([math.nan, math.inf, -math.inf], len(bad))
+    values[:3] = [math.nan, math.inf, math.nan]  # no finite value yet: NaN
+    out = charts.smooth(values, weight)
+    assert np.isnan(out[:3]).all()
+    np.testing.assert_allclose(out, reference_smooth(values, weight), rtol=1e-12, atol=0)
 
 
 def test_smooth_debiased_start_and_weight_zero():
@@ -123,6 +141,12 @@ def test_smooth_skips_non_finite_values():
 
 def test_smooth_edge_cases():
     assert charts.smooth([], 0.5).shape == (0,)
+    values = np.array([1.0, math.inf, 3.0])
+    out = charts.smooth(values, 0.5)
+    assert out.dtype == np.float64
+    assert out.flags.writeable  # the caller's own array
+    np.testing.assert_array_equal(values, [1.0, math.inf, 3.0])  # the input is left alone
+    np.testing.assert_allclose(charts.smooth(pd.Series([1.0, 2.0], index=[5, 9]), 0.5), [1, 5 / 3])
     assert np.isnan(charts.smooth([math.nan, math.nan], 0.5)).all()
     for bad in (-0.1, 1.0, 2):
         with pytest.raises(ValueError, match="`weight` must be in"):
@@ -527,7 +551,7 @@ def test_runs_table_empty_and_odd_configs():
 
 def test_a_stored_run_end_to_end(tmp_path):
     store = RunStore(tmp_path)
-    config = {"dataset": "moons", "optimizer": {"name": "sgdplus", "momentum": 0.9}}
+    config = {"dataset": "circle", "optimizer": {"name": "sgdplus", "momentum": 0.9}}
     with store.create("stored", config, {}) as writer:
         batches = make_batches(epochs=2, per_epoch=3)
         writer.append_batches(batches.to_dict("records"))
