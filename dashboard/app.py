@@ -13,7 +13,15 @@ from keras_sgdplus.lab import serving
 
 PAGES = Path(__file__).parent / "app_pages"
 
-st.set_page_config(page_title="keras-sgdplus", page_icon=":material/trending_down:", layout="wide")
+# Usage statistics stay off even when `.streamlit/config.toml` was not read (a copy of the app
+# without it): from this run on, new sessions tell the browser not to send them. An explicit
+# `--browser.gatherUsageStats true` is the user's choice and kept.
+if not streamlit_config.is_manually_set("browser.gatherUsageStats"):
+    streamlit_config.set_option("browser.gatherUsageStats", False, "keras_sgdplus dashboard")
+
+# An emoji icon is drawn by the browser itself: a `:material/...:` page icon is fetched from
+# fonts.gstatic.com, and nothing of the dashboard should leave this machine.
+st.set_page_config(page_title="keras-sgdplus", page_icon="📉", layout="wide")
 check = serving.check_address(
     streamlit_config.get_option("server.address"),
     chosen_by_user=streamlit_config.is_manually_set("server.address"),

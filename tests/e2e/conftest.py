@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.serving import free_port, wait_for_health
+from tests.serving import free_port, served
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -45,27 +43,13 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def dashboard(runs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL of a dashboard server on 127.0.0.1, on its own run store."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("server") / "streamlit.log").open("w")
-    environment = {**os.environ, "SGDPLUS_RUNS_DIR": str(runs_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port)],
-        cwd=REPO,  # .streamlit/config.toml: localhost only, headless, XSRF on
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its training workers too, so all of them can be ended
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(url, server)
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
+    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    # From the repository root, as a developer starts it; Streamlit reads the settings next to
+    # the app (dashboard/.streamlit/config.toml): localhost only, headless, XSRF on.
+    app = "dashboard/app.py"
+    command = [sys.executable, "-m", "streamlit", "run", app, f"--server.port={port}"]
+    with served(command, port=port, cwd=REPO, log=log, env={"SGDPLUS_RUNS_DIR": str(runs_dir)}):
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
