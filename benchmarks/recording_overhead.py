@@ -24,8 +24,9 @@ import keras
 import numpy as np
 
 from keras_sgdplus import SGDPlus
+from keras_sgdplus.lab.config import ModelSpec
 from keras_sgdplus.lab.datasets import load_dataset
-from keras_sgdplus.lab.models import ModelSpec, build_model, make_loss
+from keras_sgdplus.lab.models import build_model, make_loss
 from keras_sgdplus.lab.runs import RunStore
 from keras_sgdplus.lab.training import BatchLoss, RecordingCallback, StopSignal, batch_sizes_of
 

@@ -1,22 +1,21 @@
 """Train: pick the data, the model and the optimizer, start a run, and watch it train.
 
-The run trains in a worker process (`lab.jobs`); this page only polls the run store. A run
-that is training shows here after a reload, in a second tab, and when it was started with
-`sgdplus train`.
+The widgets' values become a `TrainingConfig` in `lab.config` (a bad one is an error above
+Start); the run trains in a worker process (`lab.jobs`); this page only polls the run store.
+A run that is training shows here after a reload, in a second tab, and when it was started
+with `sgdplus train`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import streamlit as st
 from keras_sgdplus.dashboard.app_pages import common
 
-from keras_sgdplus.lab import datasets, live, models, preview_charts, training, uploads
+from keras_sgdplus.lab import config as run_config
+from keras_sgdplus.lab import datasets, live, preview_charts, training, uploads
 from keras_sgdplus.lab.jobs import request_stop, start_training
-from keras_sgdplus.lab.optimizers import OPTIMIZERS, OptimizerSpec
 from keras_sgdplus.lab.runs import RunStore, RunStoreError
-from keras_sgdplus.lab.schedules import SCHEDULES, ScheduleSpec, schedule_curve
+from keras_sgdplus.lab.schedules import schedule_curve
 
 HELP = {
     "dataset": "What the model learns. Bundled and generated sets are on disk; MNIST, "
@@ -173,22 +172,26 @@ def pick_upload(store: RunStore, fields: dict) -> dict | None:
     return fields
 
 
-def pick_model(task: str | None) -> models.ModelSpec:
-    kind = st.selectbox("Model", ["auto", "mlp", "cnn"], help=HELP["model"], key="model_kind")
+def pick_model(task: str | None) -> dict:
+    """The model controls; returns their values (the fields of `config.ModelSpec`)."""
+    kind = st.selectbox("Model", run_config.MODEL_KINDS, help=HELP["model"], key="model_kind")
     depth = st.slider("Hidden layers", 0, 8, 2, help=HELP["depth"], key="depth")
     width = st.select_slider(
         "Width", [4, 8, 16, 32, 64, 128, 256, 512], 64, help=HELP["width"], key="width"
     )
     activation = st.selectbox(
-        "Activation", models.ACTIVATIONS, help=HELP["activation"], key="activation"
+        "Activation", run_config.ACTIVATIONS, help=HELP["activation"], key="activation"
     )
-    losses = ["auto", *(models.LOSSES[task] if task else ())]
+    losses = ["auto", *(run_config.LOSSES[task] if task else ())]
     loss = st.selectbox("Loss", losses, help=HELP["loss"], key="loss")
-    return models.ModelSpec(str(kind), depth, int(width), str(activation), str(loss))
+    return {"kind": kind, "depth": depth, "width": width, "activation": activation, "loss": loss}
 
 
-def pick_optimizer() -> OptimizerSpec:
-    name = st.selectbox("Optimizer", list(OPTIMIZERS), help=HELP["optimizer"], key="optimizer")
+def pick_optimizer() -> dict:
+    """The optimizer controls; returns their values (the fields of `config.OptimizerSpec`)."""
+    name = st.selectbox(
+        "Optimizer", list(run_config.OPTIMIZERS), help=HELP["optimizer"], key="optimizer"
+    )
     rate = st.number_input(
         "Learning rate",
         min_value=0.0,
@@ -219,24 +222,32 @@ def pick_optimizer() -> OptimizerSpec:
         convention = str(
             st.radio(
                 "Convention",
-                ["keras", "torch"],
+                run_config.CONVENTIONS,
                 horizontal=True,
                 help=HELP["convention"],
                 key="convention",
             )
         )
-    return OptimizerSpec(str(name), float(rate), float(momentum), nesterov, convention)
+    return {
+        "name": name,
+        "learning_rate": rate,
+        "momentum": momentum,
+        "nesterov": nesterov,
+        "convention": convention,
+    }
 
 
-def pick_schedule() -> ScheduleSpec:
+def pick_schedule() -> dict:
+    """The schedule controls; returns their values (the fields of `config.ScheduleSpec`)."""
+    schedules = run_config.SCHEDULES
     name = st.selectbox(
         "Learning-rate schedule",
-        list(SCHEDULES),
-        format_func=lambda n: f"{n}: {SCHEDULES[n]}",
+        list(schedules),
+        format_func=lambda n: f"{n}: {schedules[n]}",
         help=HELP["schedule"],
         key="schedule",
     )
-    values: dict = {}
+    values: dict = {"name": name}
     if name == "time_decay":
         values["decay"] = st.number_input(
             "decay", 0.0, None, 1e-3, 1e-3, format="%g", help=HELP["decay"], key="decay"
@@ -257,7 +268,7 @@ def pick_schedule() -> ScheduleSpec:
                 "warmup_steps", 0, None, 0, 10, help=HELP["warmup_steps"], key="warmup_steps"
             )
         )
-    return ScheduleSpec(str(name), **values)
+    return values
 
 
 def pick_batch_size() -> int | None:
@@ -276,7 +287,7 @@ def pick_batch_size() -> int | None:
                 "Samples per batch", 1, None, 64, help=HELP["batch_size"], key="custom_batch"
             )
         )
-    return training.parse_batch_size(choice)
+    return run_config.parse_batch_size(choice)
 
 
 def new_run_form(store: RunStore, training_now: bool) -> None:
@@ -293,10 +304,10 @@ def new_run_form(store: RunStore, training_now: bool) -> None:
     with run_column:
         st.subheader("Run")
         batch_size = pick_batch_size()
-        epochs = int(st.number_input("Epochs", 1, 10000, 20, help=HELP["epochs"], key="epochs"))
-        seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, help=HELP["seed"], key="seed"))
+        epochs = st.number_input("Epochs", 1, 10000, 20, help=HELP["epochs"], key="epochs")
+        seed = st.number_input("Seed", 0, 2**31 - 1, 0, help=HELP["seed"], key="seed")
         devices = ["auto", "cpu", *(["gpu"] if gpu_available() else [])]
-        device = str(st.selectbox("Device", devices, help=HELP["device"], key="device"))
+        device = st.selectbox("Device", devices, help=HELP["device"], key="device")
         name = st.text_input(
             "Run name (optional)", help=HELP["name"], max_chars=200, key="run_name"
         )
@@ -306,32 +317,30 @@ def new_run_form(store: RunStore, training_now: bool) -> None:
         schedule = pick_schedule()
     if data is None:
         return
-    extra = {k: data[k] for k in ("data_path", "target_column", "noise", "n_samples") if k in data}
-    config = training.TrainingConfig(
-        dataset=data["dataset"],
-        validation_split=data["validation_split"],
-        standardize=data["standardize"],
+    fields = ("dataset", "data_path", "target_column", "validation_split", "standardize")
+    settings = {key: data[key] for key in (*fields, "noise", "n_samples") if key in data}
+    settings.update(
         model=model,
-        optimizer=dataclasses.replace(optimizer, schedule=schedule),
+        optimizer={**optimizer, "schedule": schedule},
         batch_size=batch_size,
         epochs=epochs,
         seed=seed,
         device=device,
         name=name.strip(),
-        **extra,
     )
     with preview_column:
-        try:
-            training.check_config(config)
-            models.check_model(model, data["task"], data["input_shape"])
-            steps = training.planned_steps(data["n_train"], batch_size, epochs)
-            rates = schedule_curve(schedule, optimizer.learning_rate, steps)
+        try:  # the widgets' values parsed once, then checked against the chosen data
+            config = run_config.TrainingConfig.from_dict(settings)
+            run_config.check_model_fits(config.model, data["task"], data["input_shape"])
         except ValueError as error:
             st.error(str(error))
             return
-        steps_per_epoch = steps // epochs
+        steps = training.planned_steps(data["n_train"], config.batch_size, config.epochs)
+        spec = config.optimizer
+        rates = schedule_curve(spec.schedule, spec.learning_rate, steps)
+        steps_per_epoch = steps // config.epochs
         st.altair_chart(preview_charts.schedule_preview(rates, steps_per_epoch), width="stretch")
-        st.caption(f"{steps:,} steps: {steps_per_epoch:,} per epoch x {epochs} epochs.")
+        st.caption(f"{steps:,} steps: {steps_per_epoch:,} per epoch x {config.epochs} epochs.")
     start = st.button(
         "Start training",
         type="primary",
@@ -344,7 +353,7 @@ def new_run_form(store: RunStore, training_now: bool) -> None:
         start_run(store, config)
 
 
-def start_run(store: RunStore, config: training.TrainingConfig) -> None:
+def start_run(store: RunStore, config: run_config.TrainingConfig) -> None:
     job = start_training(config, store.root)
     try:
         with st.spinner("Starting the training worker (it loads TensorFlow)…"):

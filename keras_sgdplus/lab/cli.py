@@ -11,7 +11,11 @@ import json
 import math
 import os
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from keras_sgdplus.lab.config import ScheduleSpec, TrainingConfig
+    from keras_sgdplus.lab.datasets import DatasetInfo
 
 EXIT_USAGE = 2
 
@@ -70,18 +74,21 @@ def _progress(epochs: int) -> Any:
     return report
 
 
-def _schedule(args: argparse.Namespace) -> Any:
+def _schedule(args: argparse.Namespace) -> ScheduleSpec:
     """--decay alone means the time_decay schedule; with another schedule it is an error."""
-    from keras_sgdplus.lab.schedules import ScheduleSpec
+    from keras_sgdplus.lab.config import ScheduleSpec
 
     name = args.schedule
-    if args.decay > 0 and name == "constant":
+    if args.decay is not None and name == "constant":
         name = "time_decay"
-    elif args.decay > 0 and name != "time_decay":
-        raise ValueError(f"--decay is the time_decay schedule; it can't go with --schedule {name}")
+    elif args.decay is not None and name != "time_decay":
+        raise ValueError(
+            f"`--decay` is the time_decay schedule; it can't go with --schedule {name}. "
+            f"Received: decay={args.decay!r}, schedule={name!r}"
+        )
     return ScheduleSpec(
         name=name,
-        decay=args.decay if args.decay > 0 else ScheduleSpec.decay,
+        decay=ScheduleSpec.decay if args.decay is None else args.decay,
         drop=args.drop,
         every_steps=args.every_steps,
         rate=args.rate,
@@ -89,17 +96,11 @@ def _schedule(args: argparse.Namespace) -> Any:
     )
 
 
-def command_train(args: argparse.Namespace) -> int:
-    from keras_sgdplus.lab.models import ModelSpec
-    from keras_sgdplus.lab.optimizers import OptimizerSpec
-    from keras_sgdplus.lab.training import (
-        StopSignal,
-        TrainingConfig,
-        parse_batch_size,
-        run_training,
-    )
+def config_from_args(args: argparse.Namespace) -> TrainingConfig:
+    """The `TrainingConfig` of `sgdplus train`'s arguments; ValueError naming a bad one."""
+    from keras_sgdplus.lab.config import ModelSpec, OptimizerSpec, TrainingConfig, parse_batch_size
 
-    config = TrainingConfig(
+    return TrainingConfig(
         dataset=args.dataset,
         data_path=args.data,
         target_column=args.target,
@@ -128,10 +129,31 @@ def command_train(args: argparse.Namespace) -> int:
         device=args.device,
         name=args.name or "",
     )
+
+
+def dataset_info(config: TrainingConfig) -> DatasetInfo:
+    """The task and shape of the run's data: the registry's entry, or for the user's own file
+    (dataset csv / npz) the file read once here (the run reads it again)."""
+    from keras_sgdplus.lab import datasets
+    from keras_sgdplus.lab.config import USER_FILE_KINDS
+    from keras_sgdplus.lab.training import load_data
+
+    if config.dataset in USER_FILE_KINDS:
+        return load_data(config).info
+    return datasets.DATASETS[config.dataset]
+
+
+def command_train(args: argparse.Namespace) -> int:
+    from keras_sgdplus.lab.config import check_model_fits
+    from keras_sgdplus.lab.training import StopSignal, run_training
+
+    config = config_from_args(args)  # every check of the settings alone
+    info = dataset_info(config)
+    check_model_fits(config.model, info.task, info.input_shape)  # and the one with the data
     stop = StopSignal()
     stop.install()
     store = _store(args)
-    run_id = run_training(config, store, stop, progress=_progress(args.epochs))
+    run_id = run_training(config, store, stop, progress=_progress(config.epochs))
     meta = store.load(run_id).meta
     if meta["status"] == "failed":
         print(f"sgdplus train: failed: {meta.get('error')}", file=sys.stderr)
@@ -237,18 +259,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not value >= 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from keras_sgdplus.lab.schedules import SCHEDULES
+    """The arguments as text -> number conversions only: the ranges of the settings are
+    checked once, by `TrainingConfig` (`lab/config.py`), whose errors name the setting."""
+    from keras_sgdplus.lab.config import (
+        CONVENTIONS,
+        DEVICES,
+        MODEL_KINDS,
+        OPTIMIZERS,
+        SCHEDULES,
+    )
 
     parser = _Parser(prog="sgdplus", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -272,16 +292,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="32",
         help="'full' (gradient descent), 'online' (1), or a number (default 32)",
     )
-    train.add_argument("--epochs", type=_positive_int, default=10)
-    train.add_argument("--learning-rate", type=_non_negative_float, default=0.01)
-    train.add_argument("--momentum", type=_non_negative_float, default=0.0)
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--learning-rate", type=float, default=0.01)
+    train.add_argument("--momentum", type=float, default=0.0)
     train.add_argument("--nesterov", action="store_true")
-    train.add_argument("--convention", choices=("keras", "torch"), default="keras")
+    train.add_argument("--convention", choices=CONVENTIONS, default="keras")
     train.add_argument(
         "--decay",
-        type=_non_negative_float,
-        default=0.0,
-        help="tf.keras's inverse-time decay per step: lr / (1 + decay * t)",
+        type=float,
+        help="tf.keras's inverse-time decay per step: lr / (1 + decay * t) "
+        "(the time_decay schedule)",
     )
     train.add_argument(
         "--schedule",
@@ -291,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--every-steps",
-        type=_positive_int,
+        type=int,
         default=100,
         help="step / exponential: the period in steps (default 100)",
     )
@@ -302,9 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--warmup-steps", type=int, default=0, help="cosine: steps of linear warm-up (default 0)"
     )
-    train.add_argument(
-        "--optimizer", choices=("sgdplus", "adam", "adamw", "rmsprop"), default="sgdplus"
-    )
+    train.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="sgdplus")
     train.add_argument("--validation-split", type=float, default=0.2)
     train.add_argument(
         "--no-standardize",
@@ -312,10 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the features as they are (default: standardised)",
     )
     train.add_argument("--noise", type=float, default=0.1, help="generated 2-D sets: noise")
-    train.add_argument("--samples", type=_positive_int, help="generated sets: how many points")
+    train.add_argument("--samples", type=int, help="generated sets: how many points")
     train.add_argument(
         "--model",
-        choices=("auto", "mlp", "cnn"),
+        choices=MODEL_KINDS,
         default="auto",
         help="auto: a small CNN for images, an MLP otherwise",
     )
@@ -326,9 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
         "binary_crossentropy, mse or mae (must fit the task)",
     )
     train.add_argument("--depth", type=int, default=2, help="hidden layers (default 2)")
-    train.add_argument("--width", type=_positive_int, default=64, help="units per layer")
+    train.add_argument("--width", type=int, default=64, help="units per layer")
     train.add_argument("--activation", default="relu")
-    train.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    train.add_argument("--device", choices=DEVICES, default="auto")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--name", help="a name for the run (any text)")
     train.set_defaults(handler=command_train)

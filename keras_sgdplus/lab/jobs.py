@@ -16,6 +16,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from keras_sgdplus.lab.config import TrainingConfig
 from keras_sgdplus.lab.runs import RunStore
 
 
@@ -28,7 +29,8 @@ class TrainingJob:
         self._run_id: str | None = None
 
     def run_id(self, timeout: float = 120.0) -> str:
-        """The id of the run the worker created; ValueError with its message if it refused."""
+        """The id of the run the worker created; ValueError with its message if it could not
+        create one (no GPU for device "gpu", a name the run store refuses)."""
         if self._run_id is None:
             if not self._connection.poll(timeout):
                 raise TimeoutError(f"The training worker gave no run id within {timeout:g} s.")
@@ -60,9 +62,12 @@ class TrainingJob:
         return self.process.is_alive()
 
 
-def start_training(config: Any, runs_dir: str | os.PathLike) -> TrainingJob:
-    """Starts a worker that trains `config` (a TrainingConfig or its dict) into `runs_dir`."""
-    config_dict = config if isinstance(config, dict) else config.to_dict()
+def start_training(config: TrainingConfig, runs_dir: str | os.PathLike) -> TrainingJob:
+    """Starts a worker that trains `config` (parsed where it entered) into `runs_dir`.
+
+    The worker gets the config as plain data (`to_dict`) and turns it back with `from_dict`.
+    """
+    config_dict = config.to_dict()
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(
@@ -81,19 +86,18 @@ def _worker_main(config_dict: dict[str, Any], runs_dir: str, connection: Connect
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if config_dict.get("device") == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
-    from keras_sgdplus.lab.training import StopSignal, TrainingConfig, run_training
+    from keras_sgdplus.lab.training import StopSignal, run_training
 
     stop = StopSignal()
     stop.install()
     try:
-        config = TrainingConfig.from_dict(config_dict)
         run_training(
-            config,
+            TrainingConfig.from_dict(config_dict),
             RunStore(runs_dir),
             stop,
             on_created=lambda run_id: connection.send(("run_id", run_id)),
         )
-    except (ValueError, TypeError) as error:
+    except ValueError as error:  # refused before the run exists (see TrainingJob.run_id)
         connection.send(("error", str(error)))
     finally:
         connection.close()

@@ -1,56 +1,13 @@
-"""Models and losses for a dataset: an MLP for features, a small CNN for images."""
+"""Models and losses for a dataset: an MLP for features, a small CNN for images.
+
+The settings (`ModelSpec`, the `LOSSES` of each task) live in `lab/config.py`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import keras
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu")
-LOSSES = {
-    "multiclass": ("sparse_categorical_crossentropy", "categorical_crossentropy"),
-    "binary": ("binary_crossentropy", "mse"),
-    "regression": ("mse", "mae"),
-}
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """The architecture: `kind` "auto" picks a CNN for images, an MLP otherwise."""
-
-    kind: str = "auto"  # "auto" | "mlp" | "cnn"
-    depth: int = 2  # hidden Dense layers (MLP) or conv blocks (CNN)
-    width: int = 64  # units per Dense layer; the CNN's first conv has width / 2 filters
-    activation: str = "relu"
-    loss: str = "auto"  # "auto" or one of LOSSES[task]
-
-
-def check_model_settings(spec: ModelSpec) -> None:
-    """Raises ValueError naming the argument for a setting out of range, whatever the data."""
-    if spec.kind not in ("auto", "mlp", "cnn"):
-        raise ValueError(f"`model` must be auto, mlp or cnn. Received: model={spec.kind!r}")
-    if not 0 <= spec.depth <= 8:
-        raise ValueError(f"`depth` must be in [0, 8]. Received: depth={spec.depth!r}")
-    if not 1 <= spec.width <= 4096:
-        raise ValueError(f"`width` must be in [1, 4096]. Received: width={spec.width!r}")
-    if spec.activation not in ACTIVATIONS:
-        raise ValueError(
-            f"`activation` must be one of {', '.join(ACTIVATIONS)}. "
-            f"Received: activation={spec.activation!r}"
-        )
-
-
-def check_model(spec: ModelSpec, task: str, input_shape: tuple[int, ...]) -> None:
-    """Raises ValueError naming the argument for an impossible combination."""
-    check_model_settings(spec)
-    if spec.kind == "cnn" and len(input_shape) != 3:
-        raise ValueError(f"`model` cnn needs images. Received: input shape {input_shape}")
-    if spec.loss != "auto" and spec.loss not in LOSSES[task]:
-        raise ValueError(
-            f"`loss` for a {task} task must be one of {', '.join(LOSSES[task])}. "
-            f"Received: loss={spec.loss!r}"
-        )
-
+from keras_sgdplus.lab.config import LOSSES, ModelSpec
 
 LOSS_CLASSES = {
     "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
@@ -73,8 +30,10 @@ def loss_name(spec: ModelSpec, task: str) -> str:
 def build_model(
     spec: ModelSpec, task: str, input_shape: tuple[int, ...], num_classes: int | None
 ) -> keras.Model:
-    """An uncompiled model whose last layer fits the task (softmax, sigmoid or linear)."""
-    check_model(spec, task, input_shape)
+    """An uncompiled model whose last layer fits the task (softmax, sigmoid or linear).
+
+    `spec` is trusted to fit the data (`config.check_model_fits`, where the run was set up).
+    """
     layers: list[keras.layers.Layer] = [keras.Input(input_shape)]
     use_cnn = spec.kind == "cnn" or (spec.kind == "auto" and len(input_shape) == 3)
     if use_cnn:

@@ -9,7 +9,9 @@ This is the only code that reads or writes the run folders. Layout of a run::
 
 A run id is the UTC creation time plus random hex (``20261121-224501-3f9a2c``); the user's name
 for a run is data in ``meta.json`` and never part of a path. Reading uses only ``json`` and
-``pandas.read_csv``: nothing read from disk is ever executed.
+``pandas.read_csv``: nothing read from disk is ever executed. A run whose ``config`` does not
+parse as a ``TrainingConfig`` (``lab/config.py``) is unreadable, with the reason, like a run
+with a corrupt file; ``meta["config"]`` stays the stored dict.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import pandas as pd
+
+from keras_sgdplus.lab.config import TrainingConfig
 
 SCHEMA_VERSION = 1
 STATUSES = ("running", "completed", "stopped", "diverged", "failed")
@@ -239,6 +243,10 @@ def _check_meta(meta: Any, run_id: str) -> dict:
             )
     if not (meta.get("error") is None or isinstance(meta.get("error"), str)):
         raise RunStoreError(f"meta.json has a bad error {_show(meta.get('error'))}")
+    try:
+        TrainingConfig.from_dict(meta["config"])  # the stored run's entry: parsed here, once
+    except ValueError as e:
+        raise RunStoreError(f"meta.json has a bad config: {e}") from None
     return meta
 
 

@@ -2,60 +2,23 @@
 
 Each schedule is made of Keras parts (a `LearningRateSchedule` or a float) plus SGDPlus's
 `decay=`, so the curve shown before training is the one the optimizer will follow:
-`lr_t = base(t) / (1 + decay * t)` at step `t` (the first step has t = 0).
+`lr_t = base(t) / (1 + decay * t)` at step `t` (the first step has t = 0). The settings
+(`ScheduleSpec`, the `SCHEDULES` by name) live in `lab/config.py`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-SCHEDULES = {
-    "constant": "the same rate at every step",
-    "time_decay": "tf.keras's decay=: lr / (1 + decay * t)",
-    "step": "multiplied by `drop` every `every_steps` steps",
-    "exponential": "lr * rate ** (t / every_steps), smoothly",
-    "cosine": "linear warm-up, then cosine decay to zero at the last step",
-}
-
-
-@dataclass(frozen=True)
-class ScheduleSpec:
-    """A schedule by name with its parameters, as a run's config stores it."""
-
-    name: str = "constant"
-    decay: float = 1e-3  # time_decay
-    drop: float = 0.5  # step
-    every_steps: int = 100  # step, exponential
-    rate: float = 0.5  # exponential
-    warmup_steps: int = 0  # cosine
-
-
-def check_schedule(spec: ScheduleSpec) -> None:
-    """Raises ValueError naming the parameter for a value out of range."""
-    if spec.name not in SCHEDULES:
-        raise ValueError(
-            f"`schedule` must be one of {', '.join(SCHEDULES)}. Received: schedule={spec.name!r}"
-        )
-    checks = [
-        ("decay", spec.decay, spec.decay >= 0),
-        ("drop", spec.drop, 0 < spec.drop <= 1),
-        ("every_steps", spec.every_steps, spec.every_steps >= 1),
-        ("rate", spec.rate, 0 < spec.rate <= 1),
-        ("warmup_steps", spec.warmup_steps, spec.warmup_steps >= 0),
-    ]
-    for name, value, ok in checks:
-        if not ok:
-            raise ValueError(f"`{name}` is out of range. Received: {name}={value!r}")
+from keras_sgdplus.lab.config import ScheduleSpec
 
 
 def learning_rate_arguments(spec: ScheduleSpec, base_rate: float, total_steps: int) -> dict:
     """`learning_rate` (float or Keras schedule) and `decay` to give SGDPlus."""
     import keras
 
-    check_schedule(spec)
     if spec.name == "constant":
         return {"learning_rate": base_rate, "decay": 0.0}
     if spec.name == "time_decay":

@@ -14,7 +14,6 @@ that does it (so the dashboard's server never runs TensorFlow itself).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import os
 import platform
@@ -22,96 +21,19 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import keras
 import numpy as np
 
 from keras_sgdplus.lab import datasets as datasets_module
-from keras_sgdplus.lab.models import (
-    ModelSpec,
-    build_model,
-    check_model_settings,
-    loss_name,
-    make_loss,
-    metrics_for,
-)
-from keras_sgdplus.lab.optimizers import OptimizerSpec, make_optimizer
+from keras_sgdplus.lab.config import TrainingConfig
+from keras_sgdplus.lab.models import build_model, loss_name, make_loss, metrics_for
+from keras_sgdplus.lab.optimizers import make_optimizer
 from keras_sgdplus.lab.runs import RunStore, RunWriter
-from keras_sgdplus.lab.schedules import ScheduleSpec, schedule_curve
+from keras_sgdplus.lab.schedules import schedule_curve
 
 FLUSH_SECONDS = 1.0  # batches reach the store at least this often, and at every epoch end
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Everything that defines a run; stored as the run's config."""
-
-    dataset: str = "digits"
-    data_path: str | None = None  # a CSV or NPZ file for dataset "csv" / "npz"
-    target_column: str | None = None  # CSV only
-    validation_split: float = 0.2
-    standardize: bool = True
-    noise: float = 0.1  # generated 2-D sets
-    n_samples: int | None = None  # generated 2-D sets
-    model: ModelSpec = field(default_factory=ModelSpec)
-    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
-    batch_size: int | None = 32  # None: full batch (vanilla gradient descent); 1: online
-    epochs: int = 10
-    seed: int = 0
-    device: str = "auto"  # "auto" | "cpu" | "gpu"
-    name: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
-        data = dict(data)
-        model = ModelSpec(**data.pop("model", {}))
-        optimizer = dict(data.pop("optimizer", {}))
-        schedule = ScheduleSpec(**optimizer.pop("schedule", {}))
-        return cls(model=model, optimizer=OptimizerSpec(**optimizer, schedule=schedule), **data)
-
-
-def parse_batch_size(text: str | int | None) -> int | None:
-    """`"full"` -> None (the whole training set), `"online"` -> 1, or a positive integer."""
-    if text is None or text == "full":
-        return None
-    if text == "online":
-        return 1
-    try:
-        size = int(text)
-    except (TypeError, ValueError):
-        size = 0
-    if size < 1:
-        raise ValueError(
-            "`batch_size` must be 'full', 'online' or a positive integer. "
-            f"Received: batch_size={text!r}"
-        )
-    return size
-
-
-def check_config(config: TrainingConfig) -> None:
-    """Raises ValueError naming the argument for a value out of range."""
-    if config.epochs < 1:
-        raise ValueError(f"`epochs` must be >= 1. Received: epochs={config.epochs!r}")
-    if not 0 < config.validation_split < 1:
-        raise ValueError(
-            "`validation_split` must be in (0, 1). "
-            f"Received: validation_split={config.validation_split!r}"
-        )
-    if config.device not in ("auto", "cpu", "gpu"):
-        raise ValueError(f"`device` must be auto, cpu or gpu. Received: device={config.device!r}")
-    parse_batch_size(config.batch_size)
-    if config.dataset not in ("csv", "npz", *datasets_module.DATASETS):
-        raise ValueError(
-            f"`dataset` must be one of {', '.join(datasets_module.DATASETS)}, csv or npz. "
-            f"Received: dataset={config.dataset!r}"
-        )
-    check_model_settings(config.model)
-    make_optimizer(config.optimizer, total_steps=1)  # raises for bad hyperparameters
 
 
 def load_data(config: TrainingConfig) -> datasets_module.Dataset:
@@ -121,12 +43,11 @@ def load_data(config: TrainingConfig) -> datasets_module.Dataset:
         "seed": config.seed,
     }
     if config.dataset == "csv":
-        if not config.data_path or not config.target_column:
-            raise ValueError("A CSV run needs `data_path` and `target_column`.")
+        assert config.data_path  # TrainingConfig requires both for csv
+        assert config.target_column
         return datasets_module.load_csv(config.data_path, config.target_column, **options)
     if config.dataset == "npz":
-        if not config.data_path:
-            raise ValueError("An NPZ run needs `data_path`.")
+        assert config.data_path
         return datasets_module.load_npz(config.data_path, **options)
     return datasets_module.load_dataset(
         config.dataset, noise=config.noise, n_samples=config.n_samples, **options
@@ -337,8 +258,11 @@ def run_training(
     progress: Callable[[dict[str, Any]], None] | None = None,
     on_created: Callable[[str], None] | None = None,
 ) -> str:
-    """Trains in this process, writing the run as it goes; returns the run id."""
-    check_config(config)
+    """Trains in this process, writing the run as it goes; returns the run id.
+
+    `config` is trusted: it was checked when it was made (`lab/config.py`), and the model was
+    checked against the data (`config.check_model_fits`) where the run was set up.
+    """
     stop = stop or StopSignal()
     device, device_context = select_device(config.device)
     writer = store.create(
@@ -353,7 +277,7 @@ def run_training(
         keras.utils.set_random_seed(config.seed)
         data = load_data(config)
         info = data.info
-        batch_size = parse_batch_size(config.batch_size) or len(data.x_train)
+        batch_size = config.batch_size or len(data.x_train)
         batch_sizes = batch_sizes_of(len(data.x_train), batch_size)
         total_steps = len(batch_sizes) * config.epochs
         writer.update(summary={"total_steps": total_steps, "steps_per_epoch": len(batch_sizes)})

@@ -22,9 +22,8 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from keras_sgdplus.lab import charts
-from keras_sgdplus.lab.optimizers import OptimizerSpec
+from keras_sgdplus.lab.config import OptimizerSpec, TrainingConfig
 from keras_sgdplus.lab.runs import RunStore, RunWriter
-from keras_sgdplus.lab.training import TrainingConfig
 
 Page = Callable[[str], AppTest]
 CORRUPT_META_ID = "20240101-000000-badbad"
@@ -211,7 +210,7 @@ def test_empty_store_points_to_the_train_page(page: Page):
 def test_table_lists_every_run_with_unreadable_ones_and_their_reasons(
     page: Page, store: RunStore, runs_dir: Path
 ):
-    ok = write_run(store, "fine", TrainingConfig(dataset="moons"))
+    ok = write_run(store, "fine", TrainingConfig(dataset="circle"))
     failed = write_run(store, "crashed", status="failed", error="ValueError: the data is empty")
     broken_csv = write_run(store, "broken csv")
     garble_last_line(store, broken_csv.run_id)
@@ -223,7 +222,7 @@ def test_table_lists_every_run_with_unreadable_ones_and_their_reasons(
     assert set(table.index) == {ok.run_id, failed.run_id, broken_csv.run_id, bad_meta}
     assert table.loc[ok.run_id, "name"] == "fine"
     assert table.loc[ok.run_id, "status"] == "completed"
-    assert table.loc[ok.run_id, "dataset"] == "moons"
+    assert table.loc[ok.run_id, "dataset"] == "circle"
     assert table.loc[failed.run_id, "status"] == "failed"
     assert table.loc[failed.run_id, "reason"] == "ValueError: the data is empty"
     assert table.loc[bad_meta, "status"] == "unreadable"
@@ -241,6 +240,29 @@ def test_table_lists_every_run_with_unreadable_ones_and_their_reasons(
     overlay = at.multiselect(key="compare-overlay")
     assert set(overlay.options) == {label_of("fine", ok.run_id), label_of("crashed", failed.run_id)}
     assert "Loss per mini-batch" in chart_data(at)
+
+
+def test_a_run_whose_config_does_not_parse_is_listed_unreadable_with_the_reason(
+    page: Page, store: RunStore
+):
+    good = write_run(store, "good")
+    edited = write_run(store, "edited by hand")
+    meta_file = store.path_of(edited.run_id) / "meta.json"
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    meta["config"]["optimizer"]["momentum"] = 1.5
+    meta_file.write_text(json.dumps(meta), encoding="utf-8")
+
+    at = page("compare")
+    no_failures(at)
+    table = runs_table(at).set_index("run_id")
+    assert table.loc[good.run_id, "status"] == "completed"
+    assert table.loc[edited.run_id, "status"] == "unreadable"
+    reason = "meta.json has a bad config: `momentum` must be in [0, 1]. Received: momentum=1.5"
+    assert reason in table.loc[edited.run_id, "reason"]
+    (warning,) = at.warning
+    assert edited.run_id in warning.value
+    assert reason in warning.value
+    assert at.multiselect(key="compare-overlay").options == [label_of("good", good.run_id)]
 
 
 def test_a_run_broken_inside_its_csv_gives_an_error_not_a_traceback(page: Page, store: RunStore):
@@ -269,8 +291,8 @@ def test_only_unreadable_runs_still_render(page: Page, runs_dir: Path):
 
 
 def test_filters_narrow_the_table(page: Page, store: RunStore, runs_dir: Path):
-    a = write_run(store, "Momentum 0.9", TrainingConfig(dataset="moons"))
-    b = write_run(store, "plain", TrainingConfig(optimizer=OptimizerSpec(name="sgd")))
+    a = write_run(store, "Momentum 0.9", TrainingConfig(dataset="circle"))
+    b = write_run(store, "plain", TrainingConfig(optimizer=OptimizerSpec(name="adam")))
     c = write_run(store, "momentum 0.5", status="stopped")
     bad = corrupt_meta_run(runs_dir)
     at = page("compare")
@@ -286,11 +308,11 @@ def test_filters_narrow_the_table(page: Page, store: RunStore, runs_dir: Path):
     assert set(runs_table(at)["run_id"]) == {c.run_id, bad}
     at.multiselect(key="compare-filter-status").set_value([]).run()
 
-    at.multiselect(key="compare-filter-dataset").select("moons").run()
+    at.multiselect(key="compare-filter-dataset").select("circle").run()
     assert list(runs_table(at)["run_id"]) == [a.run_id]
     at.multiselect(key="compare-filter-dataset").set_value([]).run()
 
-    at.multiselect(key="compare-filter-optimizer").select("sgd").run()
+    at.multiselect(key="compare-filter-optimizer").select("adam").run()
     assert list(runs_table(at)["run_id"]) == [b.run_id]
     no_failures(at)
     assert any("1 of 4 runs shown" in c.value for c in at.caption)
@@ -480,11 +502,11 @@ def test_delete_asks_first_and_removes_only_that_run(
 
 def test_deleting_the_only_run_a_filter_chose_keeps_the_page_working(page: Page, store: RunStore):
     keep = write_run(store, "digits run")
-    moons = write_run(store, "moons run", TrainingConfig(dataset="moons"))
+    circle = write_run(store, "circle run", TrainingConfig(dataset="circle"))
     at = page("compare")
-    at.multiselect(key="compare-filter-dataset").select("moons").run()
-    assert list(runs_table(at)["run_id"]) == [moons.run_id]
-    at.selectbox(key="compare-action-run").set_value(moons.run_id).run()
+    at.multiselect(key="compare-filter-dataset").select("circle").run()
+    assert list(runs_table(at)["run_id"]) == [circle.run_id]
+    at.selectbox(key="compare-action-run").set_value(circle.run_id).run()
     at.button(key="compare-delete").click().run()
     at.button(key="compare-delete-yes").click().run()
     no_failures(at)

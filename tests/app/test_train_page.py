@@ -11,14 +11,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from keras_sgdplus.lab import datasets
+from keras_sgdplus.lab.config import ModelSpec, OptimizerSpec, TrainingConfig
 from keras_sgdplus.lab.jobs import start_training
-from keras_sgdplus.lab.models import ModelSpec
-from keras_sgdplus.lab.optimizers import OptimizerSpec
 from keras_sgdplus.lab.runs import RunStore
-from keras_sgdplus.lab.training import TrainingConfig
 from tests.app.elements import chart_titled, drawn_charts
 
 WORKER_TIMEOUT = 300.0
+PAGE = Path(__file__).parents[2] / "dashboard" / "app_pages" / "train.py"
 
 
 def wait_until_finished(store: RunStore, run_id: str, timeout: float = WORKER_TIMEOUT) -> dict:
@@ -80,12 +79,37 @@ def test_a_generated_set_shows_its_points(page):
     assert "Two interleaved spirals" in texts(app.caption)
 
 
-def test_a_model_that_does_not_fit_the_data_is_refused_before_start(page):
+def test_a_model_that_does_not_fit_the_data_is_refused_before_start(page, runs_dir: Path):
     app = page("train")
     app.selectbox(key="model_kind").set_value("cnn").run()
     assert not app.exception
     assert "`model` cnn needs images" in texts(app.error)
     assert not [b for b in app.button if b.label == "Start training"]
+    assert not list(runs_dir.iterdir())  # no worker, no run
+
+
+@pytest.mark.parametrize(
+    ("widgets", "message"),
+    [
+        ({"learning_rate": float("nan")}, "Received: learning_rate=nan"),
+        ({"learning_rate": float("inf")}, "`learning_rate` must be a finite number >= 0"),
+        ({"schedule": "time_decay", "decay": float("inf")}, "Received: decay=inf"),
+    ],
+    ids=["learning_rate nan", "learning_rate inf", "decay inf"],
+)
+def test_a_setting_the_widgets_let_through_is_refused_before_start(
+    runs_dir: Path, widgets: dict, message: str
+):
+    """The widgets bound every other setting to its range; what they let through is parsed
+    (lab/config.py) and shown as the error, with no Start button and no worker."""
+    app = AppTest.from_file(str(PAGE), default_timeout=120)
+    for key, value in widgets.items():
+        app.session_state[key] = value
+    app.run()
+    assert not app.exception
+    assert message in texts(app.error)
+    assert not [b for b in app.button if b.label == "Start training"]
+    assert not list(runs_dir.iterdir())
 
 
 def test_start_trains_in_a_worker_and_shows_both_views(page, runs_dir: Path):

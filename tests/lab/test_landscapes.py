@@ -1,6 +1,6 @@
-"""keras_sgdplus/lab/landscapes.py: the functions and their gradients, SGDPlus's paths across them
-against a NumPy re-implementation of the update rule (README.md), the lessons on the ravine, divergence, and
-input checks."""
+"""keras_sgdplus/lab/landscapes.py: the functions and their gradients, SGDPlus's paths across
+them against a NumPy re-implementation of the update rule (README.md), the lessons on the
+ravine, divergence, and input checks."""
 
 from __future__ import annotations
 

@@ -29,7 +29,11 @@ from keras_sgdplus.lab.runs import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = {"dataset": "digits", "batch_size": 32, "learning_rate": 0.01, "momentum": 0.9}
+CONFIG = {
+    "dataset": "digits",
+    "batch_size": 32,
+    "optimizer": {"learning_rate": 0.01, "momentum": 0.9},
+}
 ENVIRONMENT = {"python": sys.version.split()[0], "device": "CPU"}
 
 
@@ -116,7 +120,8 @@ def test_create_append_load_round_trip(tmp_path):
 
 def test_numbers_round_trip_exactly_with_nan_inf_and_numpy_scalars(tmp_path):
     store = RunStore(tmp_path)
-    writer = store.create("n", {"lr": np.float32(0.1), "steps": np.int64(3)}, {})
+    config = {"optimizer": {"learning_rate": np.float32(0.1)}, "epochs": np.int64(3)}
+    writer = store.create("n", config, {})
     losses = [float("nan"), float("inf"), float("-inf"), 5e-324, 1.7976931348623157e308, 0.1]
     rows = []
     for i, loss in enumerate(losses):
@@ -134,7 +139,10 @@ def test_numbers_round_trip_exactly_with_nan_inf_and_numpy_scalars(tmp_path):
     assert got[1:] == losses[1:]
     assert run.batches["learning_rate"].iloc[-1] == float(np.float32(0.1))
     assert run.batches["batch_size"].dtype == np.int64
-    assert run.meta["config"] == {"lr": float(np.float32(0.1)), "steps": 3}
+    assert run.meta["config"] == {
+        "optimizer": {"learning_rate": float(np.float32(0.1))},
+        "epochs": 3,
+    }
     assert math.isnan(run.meta["summary"]["final_loss"])
     assert run.status == "diverged"
 
@@ -312,7 +320,7 @@ CREATOR = textwrap.dedent(
 
     store = RunStore(sys.argv[1])
     for i in range(10):
-        with store.create(f"proc {sys.argv[2]} run {i}", {"i": i}, {}) as writer:
+        with store.create(f"proc {sys.argv[2]} run {i}", {"seed": i}, {}) as writer:
             writer.append_batches([])
             print(writer.run_id, flush=True)
     """
@@ -341,7 +349,7 @@ def test_concurrent_creates_from_processes_never_clobber(tmp_path):
     assert all(r.readable for r in listing)
     names = {r.name for r in listing}
     assert names == {f"proc {p} run {i}" for p in range(4) for i in range(10)}
-    assert all(r.config == {"i": int(r.name.split()[-1])} for r in listing)
+    assert all(r.config == {"seed": int(r.name.split()[-1])} for r in listing)
 
 
 def test_concurrent_creates_from_threads_and_forced_id_collisions(tmp_path, monkeypatch):
@@ -427,6 +435,19 @@ CORRUPTIONS = {
     "newer schema": (lambda p: _set_meta(p, schema_version=SCHEMA_VERSION + 1), "newer"),
     "bad schema": (lambda p: _set_meta(p, schema_version="one"), "schema_version"),
     "config not a dict": (lambda p: _set_meta(p, config=[1, 2]), "config"),
+    # a config that does not parse as a TrainingConfig: the stored run's entry (lab/config.py)
+    "config out of range": (
+        lambda p: _set_meta(p, config={"optimizer": {"momentum": 1.5}}),
+        "meta.json has a bad config: `momentum` must be in [0, 1]. Received: momentum=1.5",
+    ),
+    "config unknown setting": (
+        lambda p: _set_meta(p, config={**CONFIG, "lr": 0.1}),
+        "meta.json has a bad config: `config` has unknown settings: 'lr'",
+    ),
+    "config bad section": (
+        lambda p: _set_meta(p, config={"model": "mlp"}),
+        "meta.json has a bad config: `model` must be a mapping of settings",
+    ),
     "unknown status": (lambda p: _set_meta(p, status="exploded"), "exploded"),
     "wrong run id": (lambda p: _set_meta(p, run_id="20000101-000000-000000"), "folder"),
     "garbage batches header": (

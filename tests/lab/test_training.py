@@ -10,17 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from keras_sgdplus.lab.config import (
+    ModelSpec,
+    OptimizerSpec,
+    ScheduleSpec,
+    TrainingConfig,
+    parse_batch_size,
+)
 from keras_sgdplus.lab.jobs import request_stop, start_training
-from keras_sgdplus.lab.models import ModelSpec
-from keras_sgdplus.lab.optimizers import OptimizerSpec
 from keras_sgdplus.lab.runs import RunStore
-from keras_sgdplus.lab.schedules import ScheduleSpec
 from keras_sgdplus.lab.training import (
     BatchLoss,
     RecordingCallback,
     StopSignal,
-    TrainingConfig,
-    parse_batch_size,
     run_training,
     schedule_curve,
 )
@@ -238,8 +240,12 @@ def test_kill_9_of_a_worker_loses_at_most_one_epoch(tmp_path):
     assert [summary.run_id for summary in store.list_runs()] == [run_id]
 
 
-def test_a_bad_config_is_refused_before_a_run_exists(tmp_path):
-    job = start_training(TrainingConfig(dataset="digits", epochs=0), tmp_path)
+def test_a_bad_config_is_refused_before_a_worker_or_a_run_exists(tmp_path):
     with pytest.raises(ValueError, match="Received: epochs=0"):
+        TrainingConfig(dataset="digits", epochs=0)  # there is no config to start a worker with
+    # what only the worker can find out (here: a name the run store refuses) comes back
+    job = start_training(TrainingConfig(dataset="digits", name="bell \x07"), tmp_path)
+    with pytest.raises(ValueError, match="bad run name"):
         job.run_id()
+    assert job.wait(60) == 0
     assert RunStore(tmp_path).list_runs() == []
