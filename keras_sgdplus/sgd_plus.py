@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_sgdplus import _backend, update_rules, validation
@@ -39,28 +40,45 @@ class SGDPlus(keras.optimizers.Optimizer):
     ```
     and `convention="torch"` (as `torch.optim.SGD`, also when the rate changes):
     ```
-    b = g                                # on the first step
+    b = g                                # on the variable's first step with a gradient
     b = mu * b + (1 - tau) * g           # afterwards
     w = w - lr_t * b                     # plain momentum
     w = w - lr_t * (g + mu * b)          # nesterov=True
     ```
+    As in PyTorch, "first step" is counted per variable: a variable that gets no gradient
+    at a step (its gradient is `None`, or `apply` is called without it) is left alone,
+    and its buffer starts at `b = g` when its first gradient arrives, however late.
     With a constant rate and `tau = 0` both conventions give the same trajectory
     (`v = -lr * b`). When the rate changes they differ: the Keras velocity keeps the steps
     taken at the old rate, the PyTorch buffer keeps gradients and applies a new rate at
     once. Nesterov momentum in this form is from Sutskever et al., "On the importance of
     initialization and momentum in deep learning" (ICML 2013).
 
+    `decay` behaves as in tf.keras 2.15 (`tf.keras.optimizers.legacy.SGD`), its
+    reference: `optimizer.learning_rate` reads and sets the base rate `base(t)`, without
+    the decay, so callbacks that read, change and set it back (`ReduceLROnPlateau`,
+    `LearningRateScheduler`) scale the base and the decay goes on from there, instead of
+    compounding. `optimizer.current_learning_rate` is `lr_t`, the rate the next step will
+    use, for logging. The division by `1 + decay * t` is computed per variable in the
+    variable's dtype (float64 for float64 variables) with `decay` rounded to float32,
+    as tf.keras 2 did. One difference from tf.keras 2 remains: it kept `momentum` as a
+    float32 variable (so `0.9` became `0.8999999761581421` for float64 variables), while
+    SGDPlus uses the exact value, as `keras.optimizers.SGD` does.
+
     Decoupled `weight_decay` (`w = w - lr_t * weight_decay * w`, before the step above)
     and every other option of the Keras base optimizer work unchanged.
 
     Args:
         learning_rate: A float >= 0, a `keras.optimizers.schedules.LearningRateSchedule`,
-            or a callable that takes no arguments and returns the rate. Defaults to `0.01`.
+            or a callable that takes no arguments and returns the rate: `base(t)` above.
+            Defaults to `0.01`. The `learning_rate` property reads and sets this base
+            rate (as in Keras and in tf.keras 2), not `lr_t`; see `current_learning_rate`.
         momentum: Float in [0, 1]; 0 is vanilla gradient descent. Defaults to `0.0`.
         nesterov: Whether to apply Nesterov momentum. Defaults to `False`.
         dampening: Float in [0, 1], the `tau` above: the share of each new gradient kept
             out of the momentum. Defaults to `0.0`.
-        decay: Float >= 0, the tf.keras 1.x/2.x inverse-time decay per iteration.
+        decay: Float >= 0, the inverse-time decay per iteration of tf.keras 1.x/2.x
+            (`decay=` of `tf.keras.optimizers.legacy.SGD`), applied on top of `base(t)`.
             Defaults to `0.0`.
         coupled_weight_decay: Float >= 0, L2 regularisation added to the gradient (the
             `weight_decay` of `torch.optim.SGD`). Defaults to `0.0`.
@@ -122,26 +140,78 @@ class SGDPlus(keras.optimizers.Optimizer):
         self._compiled = _CompiledUpdates()
 
     def build(self, variables: list[Any]) -> None:
-        """Creates one momentum slot per variable (named as `keras.optimizers.SGD` does)."""
+        """Creates one momentum slot per variable (named as `keras.optimizers.SGD` does).
+
+        With `convention="torch"`, momentum and dampening, also one scalar per variable,
+        `buffer_started`: 0 until the variable's first step with a gradient, 1 after it.
+        """
         if self.built:
             return
         super().build(variables)
         self.momentums = []
+        self.buffer_started: list[Any] = []
         if self.momentum != 0:
             self.momentums = self.add_optimizer_variables(variables, "momentum")
+        if self.convention == "torch" and self.momentum != 0 and self.dampening != 0:
+            self.buffer_started = [
+                None if slot is None else self._add_scalar_variable(variable, "buffer_started")
+                for variable, slot in zip(variables, self.momentums, strict=True)
+            ]
+
+    def _add_scalar_variable(self, reference: Any, name: str) -> Any:
+        """A zero scalar of `reference`'s dtype, named after it as Keras names its slots."""
+        if hasattr(reference, "path"):
+            prefix = reference.path.replace("/", "_")
+        else:
+            prefix = str(reference.name).replace("/", "_").replace(":", "_")
+        return self.add_variable(
+            shape=(), initializer="zeros", dtype=reference.dtype, name=f"{prefix}_{name}"
+        )
 
     # -- learning rate -------------------------------------------------------------------
 
     def _get_current_learning_rate(self) -> Any:
-        """`lr_t = base(t) / (1 + decay * t)`: the rate the next step will use."""
+        """`base(t)`, what `learning_rate` returns: the float, schedule or callable's rate.
+
+        Inside a compiled update it is the base rate read before it (so that a callable is
+        asked once per step, eagerly).
+        """
         if self._step_learning_rate is not None:
             return self._step_learning_rate
-        base_rate = super()._get_current_learning_rate()
+        return super()._get_current_learning_rate()
+
+    @property
+    def current_learning_rate(self) -> Any:
+        """`lr_t = base(t) / (1 + decay * t)`, the rate the next step will use (a scalar tensor).
+
+        `t` is `optimizer.iterations` now, `base(t)` is `learning_rate`; with `decay=0`
+        it is `learning_rate` itself. The rate tf.keras 2's `SGD(decay=...)` applied, and
+        the one to log: `learning_rate` is the base rate, without the decay. Computed in
+        float64 when the optimizer updates float64 variables, as their steps compute it,
+        and otherwise in the dtype of the base rate (float32 unless Keras's floatx is
+        changed).
+        """
+        base_rate = ops.convert_to_tensor(self._get_current_learning_rate())
+        dtype = keras.backend.standardize_dtype(base_rate.dtype)
+        if self.built and any(
+            keras.backend.standardize_dtype(v.dtype) == "float64" for v in self._trainable_variables
+        ):
+            dtype = "float64"
+        return self._decayed_learning_rate(base_rate, dtype)
+
+    def _decayed_learning_rate(self, base_rate: Any, dtype: str) -> Any:
+        """`lr_t` in `dtype`, as tf.keras 2's `_decayed_lr(dtype)`: the base rate is cast to
+        `dtype`, then divided by `1 + decay * t` computed in `dtype`."""
+        rate = ops.cast(base_rate, dtype)
         if self.decay == 0:
-            return base_rate
-        base_rate = ops.convert_to_tensor(base_rate)
-        step = ops.cast(self.iterations, base_rate.dtype)
-        return update_rules.decayed_learning_rate(base_rate, self.decay, step)
+            return rate
+        step = ops.cast(self.iterations, dtype)
+        return update_rules.decayed_learning_rate(rate, _constant(self._stored_decay, dtype), step)
+
+    @property
+    def _stored_decay(self) -> float:
+        """`decay` as tf.keras 2 stored it: a float32 constant (0.05 -> 0.05000000074505806)."""
+        return float(np.float32(self.decay))
 
     @contextlib.contextmanager
     def _learning_rate_fixed_to(self, learning_rate: Any) -> Iterator[None]:
@@ -155,10 +225,16 @@ class SGDPlus(keras.optimizers.Optimizer):
     # -- the update ----------------------------------------------------------------------
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
-        """Applies the rule of the class docstring to one variable."""
+        """Applies the rule of the class docstring to one variable; `learning_rate` is
+        the base rate, decayed here in the variable's dtype."""
         dtype = variable.dtype
-        learning_rate = ops.cast(learning_rate, dtype)
+        learning_rate = self._decayed_learning_rate(learning_rate, dtype)
         gradient = ops.cast(gradient, dtype)
+        if self._decoupled_weight_decay_in_step(variable):
+            # as Keras's `_apply_weight_decay`, with `lr_t`: w = w - w * weight_decay * lr_t
+            weight = _read(variable)
+            weight_decay = ops.cast(self.weight_decay, dtype)
+            self.assign(variable, weight - weight * weight_decay * learning_rate)
         if self.coupled_weight_decay:
             gradient = update_rules.with_coupled_weight_decay(
                 _backend.densify(gradient),
@@ -174,7 +250,8 @@ class SGDPlus(keras.optimizers.Optimizer):
                 )
             return
         gradient = _backend.densify(gradient)
-        slot = self.momentums[self._get_variable_index(variable)]
+        index = self._get_variable_index(variable)
+        slot = self.momentums[index]
         if self.convention == "keras":
             weight, slot_value = update_rules.keras_momentum_step(
                 _read(variable),
@@ -186,7 +263,12 @@ class SGDPlus(keras.optimizers.Optimizer):
                 self.nesterov,
             )
         else:
-            first_step = ops.cast(ops.equal(self.iterations, 0), dtype)
+            if self.buffer_started:  # dampening > 0: b = g on this variable's first step
+                started = self.buffer_started[index]
+                first_step = 1.0 - _read(started)
+                self.assign(started, ops.ones((), dtype))
+            else:  # without dampening both cases are b = mu * b + g (b starts at zero)
+                first_step = _constant(1.0, dtype)
             weight, slot_value = update_rules.torch_momentum_step(
                 _read(variable),
                 gradient,
@@ -198,6 +280,17 @@ class SGDPlus(keras.optimizers.Optimizer):
             )
         self.assign(slot, slot_value)
         self.assign(variable, weight)
+
+    def _apply_weight_decay(self, variables: Any) -> None:
+        """Keras's decoupled weight decay; with `decay`, `update_step` applies it instead,
+        at the decayed rate of each variable's dtype (Keras's would use the base rate)."""
+        if self.decay == 0:
+            super()._apply_weight_decay(variables)
+
+    def _decoupled_weight_decay_in_step(self, variable: Any) -> bool:
+        return (
+            bool(self.decay) and self.weight_decay is not None and self._use_weight_decay(variable)
+        )
 
     def apply(self, grads: Any, trainable_variables: Any = None) -> None:
         """Updates the variables; an eager TensorFlow step, counter included, is one XLA call.

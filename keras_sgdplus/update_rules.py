@@ -2,8 +2,9 @@
 
 Each function takes weights, gradients and slots (NumPy arrays, TensorFlow tensors or JAX
 arrays: only ``+``, ``-`` and ``*`` are used) and returns the new values; none of them
-touches a variable. Notation as in DESIGN §2: ``w`` weight, ``g`` gradient, ``lr``
-learning rate of this step, ``mu`` momentum, ``tau`` dampening.
+touches a variable. Notation as in the docstring of ``SGDPlus`` (keras_sgdplus/sgd_plus.py):
+``w`` weight, ``g`` gradient, ``lr`` learning rate of this step, ``mu`` momentum, ``tau``
+dampening.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ Array = Any
 def decayed_learning_rate(base_rate: Any, decay: float, step: Any) -> Any:
     """Inverse-time decay of tf.keras 1.x/2.x (``decay=``), applied per iteration.
 
-    ``lr_t = base(t) / (1 + decay * t)``, where ``t`` counts the updates already applied.
+    ``lr_t = base(t) / (1 + decay * t)``, where ``t`` counts the updates already applied;
+    computed in the dtype of its arguments (SGDPlus passes them in the variable's dtype).
     """
     return base_rate / (1.0 + decay * step)
 
@@ -68,8 +70,8 @@ def torch_momentum_step(
     """One step of momentum in the ``torch.optim.SGD`` convention; returns ``(w, b)``.
 
     ```
-    b = g                           on the first step   (gradient_scale = 1)
-    b = mu * b + (1 - tau) * g      afterwards          (gradient_scale = 1 - tau)
+    b = g                           on the variable's first step   (gradient_scale = 1)
+    b = mu * b + (1 - tau) * g      afterwards                     (gradient_scale = 1 - tau)
     w = w - lr * (g + mu * b)       (nesterov=True)
     w = w - lr * b                  (plain momentum)
     ```
@@ -82,5 +84,6 @@ def torch_momentum_step(
 
 
 def torch_gradient_scale(dampening: float, first_step: Any) -> Any:
-    """``1`` on the first step (the buffer is set to ``g``), ``1 - dampening`` after it."""
+    """``1`` on a variable's first step with a gradient (the buffer is set to ``g``),
+    ``1 - dampening`` after it; ``first_step`` is 1 or 0 for that variable."""
     return 1.0 - dampening * (1.0 - first_step)

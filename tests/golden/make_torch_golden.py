@@ -4,7 +4,13 @@ For every config of `CONFIGS` this runs `torch.optim.SGD` (optionally under
 `torch.optim.lr_scheduler.StepLR`, stepped after every `optimizer.step()`) on one fixed
 least-squares problem in float64, and records per step the parameters, the gradient torch
 computed, the momentum buffer (`optimizer.state[p]["momentum_buffer"]`, zeros before the
-first step and for plain SGD, which keeps none) and the learning rate the step used.
+parameter's first step and for plain SGD, which keeps none) and the learning rate the step
+used.
+
+In the configs with `b_first_grad_step = k > 0` the bias `b` gets no gradient before step
+`k`: the loss sees `b.detach()`, so `b.grad` stays None and `torch.optim.SGD` skips `b`
+(its recorded gradient is zeros there). Its momentum buffer starts at `b = g` at step `k`,
+when the first gradient arrives; with dampening that differs from `mu * 0 + (1 - tau) * g`.
 
 The problem, with data drawn once from a fixed NumPy seed and stored in the output:
 ```
@@ -23,12 +29,13 @@ Outputs, both committed:
   `allow_pickle=False`). Keys: `X`, `Y`, `W0`, `b0`, `torch_version`, `numpy_version`,
   `configs_json`, and per config `<name>__lr` (steps,), `<name>__{W,b}` (steps+1, ...)
   with the initial value first, `<name>__grad_{W,b}` (steps, ...) and
-  `<name>__buf_{W,b}` (steps+1, ...), zeros first.
+  `<name>__buf_{W,b}` (steps+1, ...), zeros first. Regenerating leaves the arrays of the
+  earlier configs unchanged (same seed, same data, same torch).
 - `torch_sgd_configs.json`: the same config table as `configs_json`, for reading.
 
 Regenerate (torch is deliberately not in the project's virtualenv):
 ```
-python3 -m venv /tmp/torchenv
+python3.11 -m venv /tmp/torchenv
 /tmp/torchenv/bin/pip install torch==2.13.0 numpy
 /tmp/torchenv/bin/python tests/golden/make_torch_golden.py
 ```
@@ -60,7 +67,9 @@ _BASE = {
     "weight_decay": 0.0,
     "step_lr": None,
     "steps": STEPS,
+    "b_first_grad_step": 0,
 }
+LATE = 7  # the step at which `b` gets its first gradient in the "late_bias" configs
 
 
 def _config(name: str, **overrides: object) -> dict:
@@ -86,6 +95,15 @@ CONFIGS = [
         weight_decay=0.01,
         step_lr=STEP_LR,
     ),
+    _config("dampening_late_bias", momentum=0.9, dampening=0.5, b_first_grad_step=LATE),
+    _config(
+        "dampening_late_bias_steplr",
+        momentum=0.9,
+        dampening=0.5,
+        step_lr=STEP_LR,
+        b_first_grad_step=LATE,
+    ),
+    _config("nesterov_late_bias", momentum=0.9, nesterov=True, b_first_grad_step=LATE),
 ]
 
 
@@ -134,14 +152,16 @@ def run_config(config: dict, problem: dict[str, np.ndarray]) -> dict[str, np.nda
         record[key] = [p.detach().numpy().copy()]
         record[f"grad_{key}"] = []
         record[f"buf_{key}"] = [buffer(p)]
-    for _ in range(config["steps"]):
+    for step in range(config["steps"]):
         optimizer.zero_grad()
-        residual = x @ w + b - y
+        bias = b if step >= config["b_first_grad_step"] else b.detach()
+        residual = x @ w + bias - y
         loss = 0.5 * (residual**2).sum() / N
         loss.backward()
         record["lr"].append(np.float64(optimizer.param_groups[0]["lr"]))
         for key, p in params.items():
-            record[f"grad_{key}"].append(p.grad.detach().numpy().copy())
+            grad = np.zeros(tuple(p.shape)) if p.grad is None else p.grad.detach().numpy()
+            record[f"grad_{key}"].append(grad.copy())
         optimizer.step()
         if scheduler is not None:
             scheduler.step()

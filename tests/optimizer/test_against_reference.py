@@ -7,6 +7,7 @@ import pytest
 from keras_sgdplus import SGDPlus
 from tests.optimizer.reference import ReferenceSGD
 from tests.optimizer.trajectories import (
+    TOLERANCE,
     assert_trajectories_close,
     gradient_sequence,
     initial_weights,
@@ -39,6 +40,7 @@ CONFIGS = [
     ("both-wd", {"momentum": 0.5, "weight_decay": 0.04, "coupled_weight_decay": 0.02}, {}),
     ("decay", {"momentum": 0.9, "decay": 0.05}, {}),
     ("decay-plain", {"decay": 0.2}, {}),
+    ("decay-decoupled-wd", {"momentum": 0.9, "decay": 0.05, "weight_decay": 0.04}, {}),
     ("schedule", {"momentum": 0.9, "learning_rate": "staircase"}, {}),
     ("schedule-nesterov", {"momentum": 0.9, "nesterov": True, "learning_rate": "staircase"}, {}),
     (
@@ -95,15 +97,72 @@ def test_conventions_differ_when_the_rate_changes(convention):
 
 
 @pytest.mark.parametrize("jit_compile", [True, False])
-def test_learning_rate_reports_the_rate_of_the_next_step(jit_compile):
+def test_learning_rate_is_the_base_rate_and_current_learning_rate_the_next_steps(jit_compile):
+    """As tf.keras 2's `optimizer.lr`: `learning_rate` is the base rate, without the decay;
+    `current_learning_rate` is `lr_t`, the rate the next step uses."""
     optimizer = SGDPlus(learning_rate=0.1, decay=0.5, momentum=0.9, jit_compile=jit_compile)
     variable = keras.Variable(np.ones(2, "float32"))
     reference = ReferenceSGD(learning_rate=0.1, decay=0.5)
     for step in range(5):
-        assert float(optimizer.learning_rate) == pytest.approx(float(reference.rate(step)))
+        assert float(optimizer.learning_rate) == np.float32(0.1)
+        assert float(optimizer.current_learning_rate) == reference.rate(step, np.float32)
         optimizer.apply([keras.ops.ones(2)], [variable])
+    assert float(optimizer.learning_rate) == np.float32(0.1)
     # 0.1 / (1 + 0.5 * 5)
-    assert float(optimizer.learning_rate) == pytest.approx(0.1 / 3.5)
+    assert float(optimizer.current_learning_rate) == pytest.approx(0.1 / 3.5, rel=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("convention", "dampening", "expected"),
+    [("keras", 0.5, 0), ("torch", 0.0, 0), ("torch", 0.5, 2)],
+)
+def test_torch_convention_tracks_first_steps_only_where_dampening_needs_it(
+    convention, dampening, expected
+):
+    """One `buffer_started` scalar per variable, only with torch's convention and
+    dampening (without dampening `b = g` and `b = mu * 0 + g` agree)."""
+    optimizer = SGDPlus(0.1, momentum=0.9, dampening=dampening, convention=convention)
+    optimizer.build([keras.Variable(np.ones((2, 3))), keras.Variable(np.ones(3))])
+    assert len(optimizer.buffer_started) == expected
+    assert len(optimizer.variables) == 2 + 2 + expected  # iterations, rate, slots, flags
+    for flag in optimizer.buffer_started:
+        assert tuple(flag.shape) == ()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("jit_compile", [True, False], ids=["xla", "no-xla"])
+def test_torch_buffer_starts_on_each_variables_first_gradient(dtype, jit_compile):
+    """Variables joining late (left out of `apply`, or with a `None` gradient) start their
+    buffers at `b = g` then, as torch does; the NumPy reference does the same."""
+    weights, gradients = initial_weights(SHAPES), gradient_sequence(SHAPES, 12)
+    optimizer = SGDPlus(
+        0.05, momentum=0.9, dampening=0.4, decay=0.1, convention="torch", jit_compile=jit_compile
+    )
+    reference = ReferenceSGD(
+        learning_rate=0.05, momentum=0.9, dampening=0.4, decay=0.1, convention="torch"
+    )
+    variables = [keras.Variable(w.astype(dtype), dtype=dtype) for w in weights]
+    optimizer.build(variables)
+    expected = [w.astype(dtype) for w in weights]
+    for step, step_gradients in enumerate(gradients):
+        grads = [g.astype(dtype) for g in step_gradients]
+        tensors = [keras.ops.convert_to_tensor(g) for g in grads]
+        if step < 3:  # only the first variable
+            optimizer.apply(tensors[:1], variables[:1])
+            grads = [grads[0], None, None]
+        elif step < 6:  # the third one has no gradient
+            with pytest.warns(UserWarning, match="Gradients do not exist"):
+                optimizer.apply([*tensors[:2], None], variables)
+            grads[2] = None
+        else:
+            optimizer.apply(tensors, variables)
+        expected = reference.step(expected, grads)
+        for variable, want in zip(variables, expected, strict=True):
+            np.testing.assert_allclose(
+                keras.ops.convert_to_numpy(variable), want, **TOLERANCE[dtype]
+            )
+    flags = [float(keras.ops.convert_to_numpy(f)) for f in optimizer.buffer_started]
+    assert flags == [1.0, 1.0, 1.0]
 
 
 @pytest.mark.parametrize("jit_compile", [True, False])

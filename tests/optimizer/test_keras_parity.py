@@ -222,7 +222,16 @@ def test_loss_scale_optimizer_skips_steps_with_overflowing_gradients():
 
 
 @pytest.mark.tensorflow_only
-def test_mirrored_strategy_gives_the_weights_of_single_device_training():
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"nesterov": True},
+        # decay with decoupled weight decay, and torch's per-variable first steps
+        {"decay": 0.1, "weight_decay": 0.01, "convention": "torch", "dampening": 0.3},
+    ],
+    ids=argument_id,
+)
+def test_mirrored_strategy_gives_the_weights_of_single_device_training(arguments):
     import tensorflow as tf
 
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
@@ -232,7 +241,7 @@ def test_mirrored_strategy_gives_the_weights_of_single_device_training():
     def train(strategy):
         with strategy.scope():
             model = mlp()
-            model.compile(optimizer=SGDPlus(0.05, momentum=0.9, nesterov=True), loss="mse")
+            model.compile(optimizer=SGDPlus(0.05, momentum=0.9, **arguments), loss="mse")
         model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
         return model.get_weights()
 

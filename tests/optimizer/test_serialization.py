@@ -71,6 +71,7 @@ RESUME_SCRIPT = textwrap.dedent(
     arrays = np.load(data)
     print("ITERATIONS", int(keras.ops.convert_to_numpy(optimizer.iterations)))
     print("CLASS", type(optimizer).__name__, optimizer.convention, optimizer.decay)
+    print("STARTED", [float(keras.ops.convert_to_numpy(f)) for f in optimizer.buffer_started])
     slots = [keras.ops.convert_to_numpy(m) for m in optimizer.momentums]
     model.fit(arrays["x"], arrays["y"], batch_size=16, epochs=2, shuffle=False, verbose=0)
     np.savez(out, *model.get_weights(), *slots)
@@ -78,8 +79,14 @@ RESUME_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("convention", ["keras", "torch"])
-def test_saved_model_resumes_exactly_in_a_fresh_process(tmp_path, convention):
+@pytest.mark.parametrize(
+    ("convention", "dampening"),
+    [("keras", 0.0), ("torch", 0.0), ("torch", 0.1)],
+    ids=["keras", "torch", "torch-dampening"],
+)
+def test_saved_model_resumes_exactly_in_a_fresh_process(tmp_path, convention, dampening):
+    """With torch's convention and dampening the optimizer also keeps, per variable, whether
+    its buffer has started (`buffer_started`); that is saved and restored too."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 6)).astype("float32")
     y = rng.normal(size=(64, 1)).astype("float32")
@@ -89,7 +96,14 @@ def test_saved_model_resumes_exactly_in_a_fresh_process(tmp_path, convention):
         model = keras.Sequential(
             [keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)]
         )
-        optimizer = SGDPlus(0.05, momentum=0.9, nesterov=True, decay=0.05, convention=convention)
+        optimizer = SGDPlus(
+            0.05,
+            momentum=0.9,
+            nesterov=dampening == 0,
+            dampening=dampening,
+            decay=0.05,
+            convention=convention,
+        )
         model.compile(optimizer=optimizer, loss="mse")
         return model
 
@@ -99,6 +113,9 @@ def test_saved_model_resumes_exactly_in_a_fresh_process(tmp_path, convention):
     interrupted = compiled_model()
     interrupted.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
     saved_slots = [keras.ops.convert_to_numpy(m) for m in interrupted.optimizer.momentums]
+    started = [keras.ops.convert_to_numpy(f) for f in interrupted.optimizer.buffer_started]
+    assert len(started) == (len(saved_slots) if dampening else 0)
+    assert all(f == 1 for f in started)
     interrupted.save(tmp_path / "model.keras")
     np.savez(tmp_path / "data.npz", x=x, y=y)
 
@@ -120,6 +137,7 @@ def test_saved_model_resumes_exactly_in_a_fresh_process(tmp_path, convention):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ITERATIONS 8" in result.stdout  # 64 samples / 16 per batch * 2 epochs
     assert f"CLASS SGDPlus {convention} 0.05" in result.stdout
+    assert f"STARTED {[1.0] * len(started)}" in result.stdout
 
     resumed = np.load(tmp_path / "out.npz")
     weights = [resumed[f"arr_{i}"] for i in range(len(uninterrupted.get_weights()))]

@@ -5,7 +5,10 @@ The goldens (`tests/golden/torch_sgd_trajectories.npz`) were made by
 test never imports torch. Each config is replayed on float64 Keras variables: the gradient
 of the same least-squares loss is recomputed with NumPy from the current weights and passed
 to `optimizer.apply`, and the weights, the momentum slots and the learning rate are compared
-with torch's at every step.
+with torch's at every step. In the configs with `b_first_grad_step = k > 0` torch's bias got
+no gradient before step `k` (torch skips it); SGDPlus is given no gradient for it either,
+by calling `apply` with `W` alone or with a `None` gradient for `b`, and must start `b`'s
+buffer at `b = g` at step `k`, as torch does.
 
 Tolerances: the rates (0.25, halved every 5 steps) are powers of two, so Keras's float32
 learning-rate variable holds exactly the rate torch uses, and the only differences left
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import warnings
 from collections.abc import Iterator
 
 import keras
@@ -81,8 +85,14 @@ def _numpy(variable: keras.Variable) -> np.ndarray:
     return np.asarray(variable.value).copy()
 
 
-def _run_sgdplus(config: dict, convention: str = "torch") -> dict[str, np.ndarray]:
-    """Replays one config with SGDPlus; returns records shaped as the goldens."""
+def _run_sgdplus(
+    config: dict, convention: str = "torch", missing: str = "subset", jit_compile: bool = True
+) -> dict[str, np.ndarray]:
+    """Replays one config with SGDPlus; returns records shaped as the goldens.
+
+    Before step `config["b_first_grad_step"]` the bias gets no gradient: `apply` is called
+    with `W` alone (`missing="subset"`) or with `None` for `b` (`missing="none"`).
+    """
     optimizer = SGDPlus(
         learning_rate=_learning_rate(config),
         momentum=config["momentum"],
@@ -90,6 +100,7 @@ def _run_sgdplus(config: dict, convention: str = "torch") -> dict[str, np.ndarra
         dampening=config["dampening"],
         coupled_weight_decay=config["weight_decay"],
         convention=convention,
+        jit_compile=jit_compile,
     )
     variables = [
         keras.Variable(GOLDEN["W0"], dtype="float64", name="W"),
@@ -116,13 +127,24 @@ def _run_sgdplus(config: dict, convention: str = "torch") -> dict[str, np.ndarra
         record[key] = [value]
     for key in PARAMS:
         record[f"grad_{key}"] = []
-    for _ in range(config["steps"]):
+    for step in range(config["steps"]):
         current = values()
-        grads = _gradients(current["W"], current["b"])
-        record["lr"].append(np.float64(np.asarray(optimizer.learning_rate)))
+        grads = list(_gradients(current["W"], current["b"]))
+        bias_has_gradient = step >= config["b_first_grad_step"]
+        if not bias_has_gradient:
+            grads[1] = np.zeros_like(grads[1])  # torch records no gradient (zeros here)
+        record["lr"].append(np.float64(np.asarray(optimizer.current_learning_rate)))
         for key, grad in zip(PARAMS, grads, strict=True):
             record[f"grad_{key}"].append(grad)
-        optimizer.apply([keras.ops.convert_to_tensor(g, dtype="float64") for g in grads], variables)
+        tensors = [keras.ops.convert_to_tensor(g, dtype="float64") for g in grads]
+        if bias_has_gradient:
+            optimizer.apply(tensors, variables)
+        elif missing == "subset":
+            optimizer.apply(tensors[:1], variables[:1])
+        else:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Gradients do not exist", UserWarning)
+                optimizer.apply([tensors[0], None], variables)
         for key, value in values().items():
             record[key].append(value)
     out = {key: np.asarray(value) for key, value in record.items()}
@@ -203,6 +225,39 @@ def test_matches_torch_sgd(config: dict) -> None:
     _assert_trajectories_close(name, actual, {key: _golden(name, key) for key in keys})
 
 
+LATE_BIAS = [c for c in CONFIGS if c["b_first_grad_step"] > 0]
+
+
+@pytest.mark.parametrize("jit_compile", [True, False], ids=["xla", "no-xla"])
+@pytest.mark.parametrize("missing", ["subset", "none"])
+@pytest.mark.parametrize("config", LATE_BIAS, ids=[c["name"] for c in LATE_BIAS])
+def test_a_variable_whose_first_gradient_comes_late_starts_its_buffer_then(
+    config: dict, missing: str, jit_compile: bool
+) -> None:
+    """torch starts a parameter's buffer at `b = g` on its own first step with a gradient,
+    not on the optimizer's first step: with dampening the two differ."""
+    name, late = config["name"], config["b_first_grad_step"]
+    actual = _run_sgdplus(config, missing=missing, jit_compile=jit_compile)
+    np.testing.assert_array_equal(actual["lr"], _golden(name, "lr"))
+    keys = [f"{prefix}{key}" for key in PARAMS for prefix in ("", "buf_", "grad_")]
+    _assert_trajectories_close(name, actual, {key: _golden(name, key) for key in keys})
+    # b stood still, with an empty buffer, until its first gradient, which became its buffer
+    np.testing.assert_array_equal(actual["b"][: late + 1], [GOLDEN["b0"]] * (late + 1))
+    np.testing.assert_array_equal(actual["buf_b"][: late + 1], np.zeros((late + 1, 3)))
+    np.testing.assert_array_equal(actual["buf_b"][late + 1], actual["grad_b"][late])
+
+
+def test_torch_started_the_late_buffer_at_its_first_gradient() -> None:
+    """The late-bias golden has teeth: torch's buffer is `g`, not `(1 - tau) * g`, which
+    a first step counted for the optimizer as a whole (step 0) would give."""
+    (config,) = [c for c in LATE_BIAS if c["name"] == "dampening_late_bias"]
+    late = config["b_first_grad_step"]
+    first_gradient = _golden(config["name"], "grad_b")[late]
+    np.testing.assert_array_equal(_golden(config["name"], "buf_b")[late + 1], first_gradient)
+    assert config["dampening"] > 0
+    assert np.max(np.abs(first_gradient)) > 1e-3
+
+
 STEPLR_MOMENTUM = [c for c in CONFIGS if c["step_lr"] is not None and c["momentum"] > 0]
 
 
@@ -231,8 +286,9 @@ CONSTANT_RATE = [
 
 @pytest.mark.parametrize("config", CONSTANT_RATE, ids=[c["name"] for c in CONSTANT_RATE])
 def test_keras_convention_matches_torch_at_constant_rate(config: dict) -> None:
-    """DESIGN §2: with a constant rate and no dampening both conventions give torch's
-    weights; the slots differ by the factor `-lr` (Keras keeps steps, torch gradients)."""
+    """With a constant rate and no dampening both conventions give torch's weights (the
+    update rule in keras_sgdplus/sgd_plus.py's docstring and README.md); the slots differ by
+    the factor `-lr` (Keras keeps steps, torch gradients)."""
     name = config["name"]
     actual = _run_sgdplus(config, convention="keras")
     expected = {}
