@@ -50,7 +50,8 @@ def main() -> None:
     print(f"validation loss {loss:.4f}, accuracy {accuracy:.4f}")
     print(
         f"learning rate after {int(model.optimizer.iterations)} steps: "
-        f"{float(model.optimizer.learning_rate):.5f}"
+        f"{float(model.optimizer.current_learning_rate):.5f} "
+        f"(base {float(model.optimizer.learning_rate):.5f}, decayed by decay=1e-3)"
     )
 
 

@@ -42,7 +42,13 @@ def learning_rate_arguments(spec: ScheduleSpec, base_rate: float, total_steps: i
 
 
 def schedule_curve(spec: ScheduleSpec, base_rate: float, total_steps: int) -> np.ndarray:
-    """The rate of steps 0 .. total_steps - 1, computed by the same Keras parts."""
+    """The rate of steps 0 .. total_steps - 1, as the optimizer will compute it.
+
+    The same Keras parts in float32, then `lr_t = base(t) / (1 + decay * t)` in float32
+    with `decay` rounded to float32, as `SGDPlus.current_learning_rate` does for float32
+    weights: this is the `learning_rate` column a run records for each step, equal to the
+    rate each step used (tests/lab/test_training.py reads it back from the optimizer).
+    """
     import keras
 
     arguments = learning_rate_arguments(spec, base_rate, total_steps)
@@ -51,8 +57,9 @@ def schedule_curve(spec: ScheduleSpec, base_rate: float, total_steps: int) -> np
     if callable(rate):
         # vectorized_map: CosineDecay branches on the step, so it can't take all at once
         base = np.asarray(
-            keras.ops.convert_to_numpy(keras.ops.vectorized_map(rate, steps)), dtype="float64"
+            keras.ops.convert_to_numpy(keras.ops.vectorized_map(rate, steps)), dtype="float32"
         )
     else:
-        base = np.full(total_steps, np.float32(rate), dtype="float64")
-    return base / (1.0 + arguments["decay"] * steps)
+        base = np.full(total_steps, rate, dtype="float32")
+    decay = np.float32(arguments["decay"])
+    return (base / (np.float32(1.0) + decay * steps)).astype("float64")
