@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -54,16 +53,7 @@ PARAMS = ("W", "b")
 TOLERANCE = {"float32": 5e-7, "float64": 1e-12}  # rtol, and the absolute floor's scale
 
 
-@pytest.fixture(autouse=True)
-def _float64() -> Iterator[None]:
-    """JAX truncates float64 to float32 unless x64 is enabled; enable it for these tests."""
-    if keras.backend.backend() != "jax":
-        yield
-        return
-    import jax
-
-    with jax.enable_x64(True):
-        yield
+pytestmark = pytest.mark.usefixtures("jax_float64")
 
 
 def _rate_callback(spec: dict) -> keras.callbacks.Callback:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import pathlib
 import warnings
-from collections.abc import Iterator
 
 import keras
 import numpy as np
@@ -48,16 +47,7 @@ ATOL_SCALE = 1e-12
 KERAS_CONVENTION_RTOL = 1e-10
 
 
-@pytest.fixture(autouse=True)
-def _float64() -> Iterator[None]:
-    """JAX truncates float64 to float32 unless x64 is enabled; enable it for these tests."""
-    if keras.backend.backend() != "jax":
-        yield
-        return
-    import jax
-
-    with jax.enable_x64(True):
-        yield
+pytestmark = pytest.mark.usefixtures("jax_float64")
 
 
 def _learning_rate(config: dict) -> float | keras.optimizers.schedules.LearningRateSchedule:
