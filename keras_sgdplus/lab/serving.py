@@ -74,7 +74,8 @@ def check_address(address: str | None, chosen_by_user: bool) -> ServingCheck:
             Exposure.CHOSEN,
             f"This dashboard is served on {shown}, as asked at start-up: anyone who can reach "
             "this machine can upload files and start training here. Use it only on a network "
-            "you trust, or restart it without `--server.address` to keep it on localhost.",
+            "you trust, or restart it without an address (`sgdplus dashboard`) to keep it on "
+            "localhost.",
         )
     return ServingCheck(
         Exposure.REFUSED,
