@@ -9,7 +9,9 @@ milliseconds per update and the speed-up, SGD time / SGDPlus time (> 1: SGDPlus 
 Cases: one tensor of 10M parameters, and 200 tensors of 50k; the update called eagerly,
 inside a plain `tf.function`, and inside `tf.function(jit_compile=True)`; for plain SGD and
 for momentum 0.9. Then one `model.fit` epoch of a multi-million-parameter MLP with default
-compile settings. On the JAX backend (`KERAS_BACKEND=jax`) the eager and `jax.jit` calls
+compile settings, and `fit` epochs of the lab's small MLP (784-64-64-10) at batch 1 and 32
+with `steps_per_execution` 1 and one whole epoch (fastest of `--fit-repeats`). On the JAX
+backend (`KERAS_BACKEND=jax`) the eager and `jax.jit` calls
 of `stateless_apply` and the `model.fit` epoch are timed.
 """
 
@@ -114,23 +116,19 @@ def bench_updates(repeats: int, cases: dict) -> list[tuple[str, ...]]:
     return rows
 
 
-def mlp_fit_calls(optimizer, samples, batch_size):
-    """A `model.fit` epoch of a 784-2048-2048-10 MLP (5.8M parameters), default compile."""
+def mlp_fit_calls(optimizer, samples, batch_size, hidden=(2048, 2048), steps_per_execution=1):
+    """A `model.fit` epoch of a 784-`hidden`-10 MLP, default compile settings but
+    `steps_per_execution` (784-2048-2048-10: 5.8M parameters)."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(samples, 784)).astype("float32")
     y = rng.integers(0, 10, size=samples)
     keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((784,)),
-            keras.layers.Dense(2048, activation="relu"),
-            keras.layers.Dense(2048, activation="relu"),
-            keras.layers.Dense(10),
-        ]
-    )
+    layers = [keras.layers.Dense(width, activation="relu") for width in hidden]
+    model = keras.Sequential([keras.Input((784,)), *layers, keras.layers.Dense(10)])
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        steps_per_execution=steps_per_execution,
     )
     return lambda: model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
 
@@ -159,6 +157,37 @@ def bench_fit(repeats: int, samples: int) -> list[tuple[str, ...]]:
             )
         )
         print_row(rows[-1])
+    return rows
+
+
+#: The small-model `fit` cases: (batch size, samples, steps per execution; "epoch" = all).
+SMALL_FIT_CASES = [(1, 2_000, 1), (1, 8_000, "epoch"), (32, 16_000, 1), (32, 16_000, "epoch")]
+
+
+def bench_small_fit(repeats: int, quick: bool) -> list[tuple[str, ...]]:
+    """`model.fit` epochs of the lab's small MLP (784-64-64-10, 55k parameters), where the
+    update is a small part of a step and any overhead around it shows."""
+    rows = []
+    for batch_size, samples, per_execution in SMALL_FIT_CASES:
+        samples = samples // 8 if quick else samples
+        steps = -(-samples // batch_size)
+        spe = steps if per_execution == "epoch" else per_execution
+        for config_name, config in CONFIGS.items():
+            timed = median_ms(
+                {
+                    name: mlp_fit_calls(optimizer, samples, batch_size, (64, 64), spe)
+                    for name, optimizer in (
+                        ("SGD", keras.optimizers.SGD(**config)),
+                        ("SGDPlus", SGDPlus(**config)),
+                    )
+                },
+                repeats,
+                warmup=1,
+                summary=min,
+            )
+            case = f"fit MLP 55k, batch {batch_size}, {steps} steps"
+            rows.append((case, config_name, f"fit spe={spe}", timed["SGD"], timed["SGDPlus"]))
+            print_row(rows[-1])
     return rows
 
 
@@ -198,6 +227,7 @@ def main() -> None:
     print("|---|---|---|---:|---:|---:|")
     bench_updates(args.repeats, cases)
     bench_fit(args.fit_repeats, args.fit_samples)
+    bench_small_fit(args.fit_repeats, args.quick)
 
 
 if __name__ == "__main__":

@@ -91,6 +91,27 @@ def is_traced(values: Sequence[Any]) -> bool:
     return any(isinstance(value, jax.core.Tracer) for value in values)
 
 
+def in_tensorflow_graph() -> bool:
+    """True while TensorFlow traces a graph (`tf.function`, `model.fit`), not eagerly."""
+    if BACKEND != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return not tf.executing_eagerly()
+
+
+def static_size(gradient: Any) -> int:
+    """The number of elements of a gradient's dense shape known when tracing (0 if unknown);
+    for sparse `IndexedSlices`, of the rows it holds."""
+    shape = getattr(gradient, "values", gradient).shape
+    if any(dim is None for dim in shape):
+        return 0
+    size = 1
+    for dim in shape:
+        size *= int(dim)
+    return size
+
+
 class TensorFlowXlaUpdate:
     """``body(learning_rate, grads, order)`` compiled by XLA, called with little overhead.
 

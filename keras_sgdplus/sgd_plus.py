@@ -357,6 +357,8 @@ class SGDPlus(keras.optimizers.Optimizer):
                 "It runs the graph update instead, with the same results."
             )
             return "as_is"
+        if _backend.in_tensorflow_graph() and not _launch_pays_in_graph(grads):
+            return "as_is"  # part of the caller's graph (XLA-compiled with it where it is)
         return "jax_jit" if _backend.BACKEND == "jax" else "tensorflow_xla"
 
     def _apply_in_place(
@@ -452,6 +454,19 @@ class SGDPlus(keras.optimizers.Optimizer):
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> SGDPlus:
         """The optimizer of `get_config()`; unlike Keras's, leaves `config` unchanged."""
         return super().from_config(dict(config), custom_objects=custom_objects)
+
+
+#: Inside a TensorFlow graph that XLA does not compile (a plain `tf.function`, `model.fit`
+#: on a CPU-only machine), SGDPlus launches its own XLA computation only when the variables
+#: hold on average at least this many elements: below it the launch costs more than the
+#: fused update saves (benchmarks/update_step.py, the "tf.function" and "fit" rows).
+XLA_IN_GRAPH_MIN_MEAN_SIZE = 2**18
+
+
+def _launch_pays_in_graph(grads: list[Any]) -> bool:
+    """True when the gradients average at least `XLA_IN_GRAPH_MIN_MEAN_SIZE` elements."""
+    sizes = [_backend.static_size(g) for g in grads]
+    return bool(sizes) and sum(sizes) >= XLA_IN_GRAPH_MIN_MEAN_SIZE * len(sizes)
 
 
 def _constant(value: float, dtype: str) -> Any:
