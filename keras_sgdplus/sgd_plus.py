@@ -232,9 +232,8 @@ class SGDPlus(keras.optimizers.Optimizer):
         gradient = ops.cast(gradient, dtype)
         if self._decoupled_weight_decay_in_step(variable):
             # as Keras's `_apply_weight_decay`, with `lr_t`: w = w - w * weight_decay * lr_t
-            weight = _read(variable)
             weight_decay = ops.cast(self.weight_decay, dtype)
-            self.assign(variable, weight - weight * weight_decay * learning_rate)
+            self.assign_sub(variable, _read(variable) * weight_decay * learning_rate)
         if self.coupled_weight_decay:
             gradient = update_rules.with_coupled_weight_decay(
                 _backend.densify(gradient),
@@ -245,41 +244,39 @@ class SGDPlus(keras.optimizers.Optimizer):
             if _backend.is_sparse(gradient):
                 self.assign_sub(variable, _backend.scale_sparse(gradient, learning_rate))
             else:
-                self.assign(
-                    variable, update_rules.plain_step(_read(variable), gradient, learning_rate)
-                )
+                self.assign_sub(variable, update_rules.plain_decrement(gradient, learning_rate))
             return
         gradient = _backend.densify(gradient)
         index = self._get_variable_index(variable)
         slot = self.momentums[index]
         if self.convention == "keras":
-            weight, slot_value = update_rules.keras_momentum_step(
-                _read(variable),
+            increment, slot_value = update_rules.keras_momentum_increment(
                 gradient,
                 _read(slot),
                 learning_rate,
                 _constant(self.momentum, dtype),
-                _constant(self.dampening, dtype),
+                _constant(self.dampening, dtype) if self.dampening else 0.0,
                 self.nesterov,
             )
-        else:
-            if self.buffer_started:  # dampening > 0: b = g on this variable's first step
-                started = self.buffer_started[index]
-                first_step = 1.0 - _read(started)
-                self.assign(started, ops.ones((), dtype))
-            else:  # without dampening both cases are b = mu * b + g (b starts at zero)
-                first_step = _constant(1.0, dtype)
-            weight, slot_value = update_rules.torch_momentum_step(
-                _read(variable),
-                gradient,
-                _read(slot),
-                learning_rate,
-                _constant(self.momentum, dtype),
-                update_rules.torch_gradient_scale(self.dampening, first_step),
-                self.nesterov,
-            )
+            self.assign(slot, slot_value)
+            self.assign_add(variable, increment)
+            return
+        gradient_scale: Any = 1.0  # without dampening, b = mu * b + g (b starts at zero)
+        if self.buffer_started:  # dampening > 0: b = g on this variable's first step
+            started = self.buffer_started[index]
+            first_step = 1.0 - _read(started)
+            self.assign(started, ops.ones((), dtype))
+            gradient_scale = update_rules.torch_gradient_scale(self.dampening, first_step)
+        decrement, slot_value = update_rules.torch_momentum_decrement(
+            gradient,
+            _read(slot),
+            learning_rate,
+            _constant(self.momentum, dtype),
+            gradient_scale,
+            self.nesterov,
+        )
         self.assign(slot, slot_value)
-        self.assign(variable, weight)
+        self.assign_sub(variable, decrement)
 
     def _apply_weight_decay(self, variables: Any) -> None:
         """Keras's decoupled weight decay; with `decay`, `update_step` applies it instead,

@@ -8,7 +8,7 @@ from keras_sgdplus import update_rules
 
 def test_plain_step_moves_against_the_gradient():
     # w = 1 - 0.1 * 2
-    assert update_rules.plain_step(1.0, 2.0, 0.1) == pytest.approx(0.8)
+    assert 1.0 - update_rules.plain_decrement(2.0, 0.1) == pytest.approx(0.8)
 
 
 @pytest.mark.parametrize(
@@ -25,10 +25,10 @@ def test_plain_step_moves_against_the_gradient():
     ],
 )
 def test_keras_momentum_step_by_hand(dampening, nesterov, expected_weight, expected_velocity):
-    weight, velocity = update_rules.keras_momentum_step(
-        1.0, 2.0, 0.5, learning_rate=0.1, momentum=0.9, dampening=dampening, nesterov=nesterov
+    increment, velocity = update_rules.keras_momentum_increment(
+        2.0, 0.5, learning_rate=0.1, momentum=0.9, dampening=dampening, nesterov=nesterov
     )
-    assert weight == pytest.approx(expected_weight)
+    assert 1.0 + increment == pytest.approx(expected_weight)
     assert velocity == pytest.approx(expected_velocity)
 
 
@@ -42,8 +42,7 @@ def test_keras_momentum_step_by_hand(dampening, nesterov, expected_weight, expec
     ],
 )
 def test_torch_first_step_by_hand(gradient_scale, nesterov, expected_weight, expected_buffer):
-    weight, buffer = update_rules.torch_momentum_step(
-        1.0,
+    decrement, buffer = update_rules.torch_momentum_decrement(
         2.0,
         0.0,
         learning_rate=0.1,
@@ -51,7 +50,7 @@ def test_torch_first_step_by_hand(gradient_scale, nesterov, expected_weight, exp
         gradient_scale=gradient_scale,
         nesterov=nesterov,
     )
-    assert weight == pytest.approx(expected_weight)
+    assert 1.0 - decrement == pytest.approx(expected_weight)
     assert buffer == pytest.approx(expected_buffer)
 
 
@@ -66,12 +65,29 @@ def test_torch_first_step_by_hand(gradient_scale, nesterov, expected_weight, exp
 )
 def test_torch_later_step_with_dampening_by_hand(nesterov, expected_weight):
     scale = update_rules.torch_gradient_scale(0.5, first_step=0.0)
-    weight, buffer = update_rules.torch_momentum_step(
-        1.0, 2.0, 0.5, learning_rate=0.1, momentum=0.9, gradient_scale=scale, nesterov=nesterov
+    decrement, buffer = update_rules.torch_momentum_decrement(
+        2.0, 0.5, learning_rate=0.1, momentum=0.9, gradient_scale=scale, nesterov=nesterov
     )
     assert scale == pytest.approx(0.5)
     assert buffer == pytest.approx(1.45)
-    assert weight == pytest.approx(expected_weight)
+    assert 1.0 - decrement == pytest.approx(expected_weight)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_zero_dampening_and_unit_scale_take_the_same_numbers_as_tensors(nesterov):
+    """The shortcuts for a dampening of 0 and a gradient scale of 1 give bit-identical
+    results to the general formula with those values as arrays."""
+    rng = np.random.default_rng(1)
+    g, v = rng.normal(size=7).astype("float32"), rng.normal(size=7).astype("float32")
+    lr, mu = np.float32(0.05), np.float32(0.9)
+    fast = update_rules.keras_momentum_increment(g, v, lr, mu, 0.0, nesterov)
+    general = update_rules.keras_momentum_increment(g, v, lr, mu, np.float32(0.0), nesterov)
+    for a, b in zip(fast, general, strict=True):
+        np.testing.assert_array_equal(a, b)
+    fast = update_rules.torch_momentum_decrement(g, v, lr, mu, 1.0, nesterov)
+    general = update_rules.torch_momentum_decrement(g, v, lr, mu, np.float32(1.0), nesterov)
+    for a, b in zip(fast, general, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_torch_gradient_scale_is_one_on_the_first_step():
@@ -94,13 +110,13 @@ def test_coupled_weight_decay_adds_l2_gradient():
 
 def test_classic_minimize_example_by_hand():
     # tf.keras 2 docs: loss = var**2 / 2 (gradient var), lr 0.1, momentum 0.9, var = 1.0.
-    weight, velocity = update_rules.keras_momentum_step(1.0, 1.0, 0.0, 0.1, 0.9, 0.0, False)
+    increment, velocity = update_rules.keras_momentum_increment(1.0, 0.0, 0.1, 0.9, 0.0, False)
+    weight = 1.0 + increment
     assert 1.0 - weight == pytest.approx(0.1)
-    moved = weight
-    weight, velocity = update_rules.keras_momentum_step(
-        weight, weight, velocity, 0.1, 0.9, 0, False
+    increment, velocity = update_rules.keras_momentum_increment(
+        weight, velocity, 0.1, 0.9, 0, False
     )
-    assert moved - weight == pytest.approx(0.18)
+    assert -increment == pytest.approx(0.18)
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
@@ -112,8 +128,10 @@ def test_conventions_agree_for_a_constant_rate_without_dampening(nesterov):
     v = b = np.zeros(5)
     for step in range(20):
         g = rng.normal(size=5)
-        w_keras, v = update_rules.keras_momentum_step(w_keras, g, v, lr, mu, 0.0, nesterov)
+        increment, v = update_rules.keras_momentum_increment(g, v, lr, mu, 0.0, nesterov)
+        w_keras = w_keras + increment
         scale = update_rules.torch_gradient_scale(0.0, first_step=float(step == 0))
-        w_torch, b = update_rules.torch_momentum_step(w_torch, g, b, lr, mu, scale, nesterov)
+        decrement, b = update_rules.torch_momentum_decrement(g, b, lr, mu, scale, nesterov)
+        w_torch = w_torch - decrement
         np.testing.assert_allclose(v, -lr * b, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(w_keras, w_torch, rtol=1e-12)
