@@ -20,7 +20,10 @@ class SGDPlus(keras.optimizers.Optimizer):
 
     A drop-in for `keras.optimizers.SGD` (same defaults, same results for every argument
     they share) that adds what recipes ported from tf.keras 2 and PyTorch need, and runs
-    the update of all variables as one XLA-compiled computation.
+    the update of all variables as one XLA-compiled computation where that pays: called
+    eagerly, or inside a TensorFlow graph on variables of 2**18 elements or more on average
+    (`XLA_IN_GRAPH_MIN_MEAN_SIZE`); otherwise the update is part of the caller's graph or
+    jitted step, as `keras.optimizers.SGD`'s is.
 
     Notation: `w` weight, `g` gradient, `lr_t` learning rate of step `t`, `mu` momentum,
     `tau` dampening; `t` is `optimizer.iterations` before the step (the first step has
@@ -85,7 +88,7 @@ class SGDPlus(keras.optimizers.Optimizer):
         convention: `"keras"` or `"torch"`, how momentum meets the learning rate.
             Defaults to `"keras"`.
         jit_compile: Whether to run the update of all variables as one XLA-compiled
-            computation. Defaults to `True`.
+            computation where that pays (see above). Defaults to `True`.
         **kwargs: Every keyword argument of `keras.optimizers.SGD`: `weight_decay`,
             `clipnorm`, `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`,
             `ema_overwrite_frequency`, `loss_scale_factor`,
