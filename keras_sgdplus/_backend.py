@@ -7,6 +7,7 @@ TensorFlow and JAX backends need their own code.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -103,13 +104,8 @@ def in_tensorflow_graph() -> bool:
 def static_size(gradient: Any) -> int:
     """The number of elements of a gradient's dense shape known when tracing (0 if unknown);
     for sparse `IndexedSlices`, of the rows it holds."""
-    shape = getattr(gradient, "values", gradient).shape
-    if any(dim is None for dim in shape):
-        return 0
-    size = 1
-    for dim in shape:
-        size *= int(dim)
-    return size
+    shape = tuple(getattr(gradient, "values", gradient).shape)
+    return 0 if None in shape else math.prod(int(dim) for dim in shape)
 
 
 class TensorFlowXlaUpdate:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keras_sgdplus.lab import datasets
+from keras_sgdplus.validation import CONVENTIONS  # SGDPlus's own list
 
 __all__ = [
     "ACTIVATIONS",
@@ -64,7 +65,6 @@ OPTIMIZERS = {
     "adamw": "Keras AdamW (baseline)",
     "rmsprop": "Keras RMSprop (baseline)",
 }
-CONVENTIONS = ("keras", "torch")
 SCHEDULES = {
     "constant": "the same rate at every step",
     "time_decay": "tf.keras's decay=: lr / (1 + decay * t)",
