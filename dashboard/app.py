@@ -1,15 +1,22 @@
 """The keras-sgdplus dashboard: `streamlit run dashboard/app.py` (or `sgdplus dashboard`).
 
-This file checks where it is served (`keras_sgdplus.lab.serving`) and routes; each page
-lives in `dashboard/app_pages/`.
+This file keeps the server off the GPUs, checks where it is served
+(`keras_sgdplus.lab.serving`) and routes; each page lives in `dashboard/app_pages/`.
 """
 
-from pathlib import Path
+# First, before any page imports Keras: the server runs Keras on the CPU only, and must never
+# start a GPU runtime (TensorFlow would take nearly all GPU memory from the training
+# workers). The workers get the GPUs back (`lab.accelerators.prepare_process`).
+from keras_sgdplus.lab.accelerators import keep_server_off_accelerators
 
-import streamlit as st
-from streamlit import config as streamlit_config
+keep_server_off_accelerators()
 
-from keras_sgdplus.lab import serving
+from pathlib import Path  # noqa: E402
+
+import streamlit as st  # noqa: E402
+from streamlit import config as streamlit_config  # noqa: E402
+
+from keras_sgdplus.lab import serving  # noqa: E402
 
 PAGES = Path(__file__).parent / "app_pages"
 

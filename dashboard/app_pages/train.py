@@ -11,8 +11,8 @@ from __future__ import annotations
 import streamlit as st
 from keras_sgdplus.dashboard.app_pages import common
 
+from keras_sgdplus.lab import accelerators, datasets, live, preview_charts, training, uploads
 from keras_sgdplus.lab import config as run_config
-from keras_sgdplus.lab import datasets, live, preview_charts, training, uploads
 from keras_sgdplus.lab.jobs import request_stop, start_training
 from keras_sgdplus.lab.runs import RunStore, RunStoreError
 from keras_sgdplus.lab.schedules import schedule_curve
@@ -55,7 +55,9 @@ HELP = {
     "rate": "Exponential: lr_t = lr * rate ** (t / every_steps).",
     "warmup_steps": "Steps of linear warm-up from 0 before the cosine decay.",
     "seed": "Seeds the split, the weights and the shuffling: the same seed repeats a run.",
-    "device": "Where TensorFlow trains: auto uses the GPU when there is one.",
+    "device": "Where the run trains: auto uses the GPU when the backend sees one.",
+    "backend": "The Keras backend the run trains on. auto: the fastest installed (JAX, then "
+    "TensorFlow). Both compile each chunk of steps as one program.",
     "name": "A name for the run in Compare (default: dataset, optimizer, rate, batch size).",
 }
 UPLOAD = "upload"
@@ -69,11 +71,18 @@ WATCHED = "train_watched_run"
 REFRESH = "train_refresh_seconds"  # the live panel's polling interval now
 
 
-@st.cache_resource
-def gpu_available() -> bool:
-    import tensorflow as tf
+def gpu_available(backend: str = "auto") -> bool:
+    """Whether a training worker on `backend` (auto, jax, tensorflow) would see a GPU.
 
-    return bool(tf.config.list_physical_devices("GPU"))
+    Asked of child processes (`accelerators.available_devices`, once per server): the
+    server itself never starts a GPU runtime. `backend` is resolved as a fresh worker
+    resolves it, whatever Keras this server runs for its previews.
+    """
+    try:
+        resolved = accelerators.resolve_backend(backend, fresh_process=True)
+    except ValueError:
+        return False
+    return "gpu" in accelerators.available_devices().get(resolved, ())
 
 
 @st.cache_data(max_entries=32)
@@ -306,7 +315,14 @@ def new_run_form(store: RunStore, training_now: bool) -> None:
         batch_size = pick_batch_size()
         epochs = st.number_input("Epochs", 1, 10000, 20, help=HELP["epochs"], key="epochs")
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, help=HELP["seed"], key="seed")
-        devices = ["auto", "cpu", *(["gpu"] if gpu_available() else [])]
+        backend = st.selectbox(
+            "Backend",
+            ["auto", *accelerators.installed_backends()],
+            help=HELP["backend"],
+            key="backend",
+        )
+        gpu = gpu_available(backend or "auto")
+        devices = ["auto", "cpu", *(["gpu"] if gpu else [])]
         device = st.selectbox("Device", devices, help=HELP["device"], key="device")
         name = st.text_input(
             "Run name (optional)", help=HELP["name"], max_chars=200, key="run_name"
@@ -326,6 +342,7 @@ def new_run_form(store: RunStore, training_now: bool) -> None:
         epochs=epochs,
         seed=seed,
         device=device,
+        backend=backend,
         name=name.strip(),
     )
     with preview_column:
@@ -371,8 +388,8 @@ def run_panel(store: RunStore, run_id: str, options: dict) -> None:
     """The watched run: its status, progress, Stop button and curves."""
     try:
         meta = store.load_meta(run_id)
-        batches = store.load_curve(run_id, "batches")
-        epochs = store.load_curve(run_id, "epochs")
+        batches = curve_follower(store, run_id, "batches").update()
+        epochs = curve_follower(store, run_id, "epochs").update()
     except RunStoreError as error:
         st.error(f"This run cannot be shown: {error}")
         return
@@ -399,6 +416,16 @@ def run_panel(store: RunStore, run_id: str, options: dict) -> None:
     if running and wanted != polling:
         st.session_state[REFRESH] = wanted
         st.rerun()  # the whole page: the fragment polls at the new interval
+
+
+def curve_follower(store: RunStore, run_id: str, curve: str) -> live.CurveFollower:
+    """This session's follower of a curve of the watched run (a new one for another run): a
+    refresh reads only the lines appended since the last one (`lab.live.CurveFollower`)."""
+    key = f"train_follow_{curve}"
+    follower = st.session_state.get(key)
+    if not (isinstance(follower, live.CurveFollower) and follower.follows(store, run_id, curve)):
+        follower = st.session_state[key] = live.CurveFollower(store, run_id, curve)
+    return follower
 
 
 def show_outcome(meta: dict) -> None:

@@ -127,6 +127,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         epochs=args.epochs,
         seed=args.seed,
         device=args.device,
+        backend=args.backend,
         name=args.name or "",
     )
 
@@ -144,10 +145,15 @@ def dataset_info(config: TrainingConfig) -> DatasetInfo:
 
 
 def command_train(args: argparse.Namespace) -> int:
+    from keras_sgdplus.lab.accelerators import prepare_process
     from keras_sgdplus.lab.config import check_model_fits
-    from keras_sgdplus.lab.training import StopSignal, run_training
 
     config = config_from_args(args)  # every check of the settings alone
+    # The backend and the device are set up before Keras (imported by `training`) loads.
+    backend = prepare_process(getattr(config, "backend", "auto"), config.device)
+    quiet_tensorflow_import(backend)
+    from keras_sgdplus.lab.training import StopSignal, run_training
+
     info = dataset_info(config)
     check_model_fits(config.model, info.task, info.input_shape)  # and the one with the data
     stop = StopSignal()
@@ -263,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The arguments as text -> number conversions only: the ranges of the settings are
     checked once, by `TrainingConfig` (`lab/config.py`), whose errors name the setting."""
     from keras_sgdplus.lab.config import (
+        BACKENDS,
         CONVENTIONS,
         DEVICES,
         MODEL_KINDS,
@@ -347,6 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--width", type=int, default=64, help="units per layer")
     train.add_argument("--activation", default="relu")
     train.add_argument("--device", choices=DEVICES, default="auto")
+    train.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="the Keras backend to train on; auto: the fastest installed (JAX, else TensorFlow)",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--name", help="a name for the run (any text)")
     train.set_defaults(handler=command_train)
@@ -429,11 +442,20 @@ def command_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def quiet_tensorflow_import() -> None:
-    """Starts TensorFlow with its C++ start-up log lines (CUDA, oneDNN) kept off stderr.
+def quiet_tensorflow_import(backend: str = "auto") -> None:
+    """Starts TensorFlow with its C++ start-up log lines (CUDA, oneDNN) kept off stderr, when
+    `backend` (auto, jax, tensorflow; see `accelerators.resolve_backend`) is TensorFlow; on
+    JAX it imports nothing (TensorFlow would cost seconds, and GPU memory).
 
     TensorFlow 2.21 writes them before its logging is set up, past TF_CPP_MIN_LOG_LEVEL.
     """
+    from keras_sgdplus.lab.accelerators import resolve_backend
+
+    try:
+        if resolve_backend(backend) != "tensorflow":
+            return
+    except ValueError:  # no backend to be had: the command that needs one says so
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     saved = os.dup(2)
     try:
@@ -452,9 +474,9 @@ def quiet_tensorflow_import() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("train", "datasets"):
-        quiet_tensorflow_import()
     try:
+        if args.command == "datasets":
+            quiet_tensorflow_import()  # `train` does it once its backend is set up
         return int(args.handler(args))
     except ValueError as error:  # bad values, unknown runs and datasets: one line, status 2
         print(f"sgdplus {args.command}: error: {error}", file=sys.stderr)

@@ -36,6 +36,7 @@ from keras_sgdplus.validation import CONVENTIONS  # SGDPlus's own list
 
 __all__ = [
     "ACTIVATIONS",
+    "BACKENDS",
     "CONVENTIONS",
     "DEVICES",
     "LOSSES",
@@ -74,6 +75,7 @@ SCHEDULES = {
 }
 LOSS_NAMES = tuple(dict.fromkeys(loss for losses in LOSSES.values() for loss in losses))
 DEVICES = ("auto", "cpu", "gpu")
+BACKENDS = ("auto", "jax", "tensorflow")  # auto: the fastest installed (lab/accelerators.py)
 USER_FILE_KINDS = ("csv", "npz")  # the `dataset` of a run on the user's own file
 MAX_SEED = 2**32 - 1
 
@@ -241,6 +243,7 @@ class TrainingConfig:
     epochs: int = 10  # >= 1
     seed: int = 0  # in [0, 2**32 - 1]
     device: str = "auto"  # one of DEVICES
+    backend: str = "auto"  # one of BACKENDS: the Keras backend the run trains on
     name: str = ""  # "": a name made of the settings (`training.default_name`)
 
     def __post_init__(self) -> None:
@@ -281,6 +284,7 @@ class TrainingConfig:
             epochs=_integer("epochs", self.epochs, 1),
             seed=_integer("seed", self.seed, 0, MAX_SEED),
             device=_one_of("device", self.device, DEVICES),
+            backend=_one_of("backend", self.backend, BACKENDS),
             name=_text("name", self.name),
         )
 

@@ -82,15 +82,21 @@ def start_training(config: TrainingConfig, runs_dir: str | os.PathLike) -> Train
 
 
 def _worker_main(config_dict: dict[str, Any], runs_dir: str, connection: Connection) -> None:
-    """The worker: set the device up before TensorFlow loads, then train."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if config_dict.get("device") == "cpu":
-        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
-    from keras_sgdplus.lab.training import StopSignal, run_training
+    """The worker: choose the Keras backend and the device before Keras loads, then train.
 
-    stop = StopSignal()
-    stop.install()
+    `prepare_process` must run before anything imports Keras (it fixes its backend on
+    import) or a GPU runtime; it also gives back the GPUs that the dashboard's server hid
+    from itself, and so from this child. A backend that cannot be had, like a run the store
+    refuses, reaches the caller as a ValueError from `TrainingJob.run_id`.
+    """
+    from keras_sgdplus.lab.accelerators import prepare_process
+
     try:
+        prepare_process(config_dict.get("backend", "auto"), config_dict.get("device", "auto"))
+        from keras_sgdplus.lab.training import StopSignal, run_training
+
+        stop = StopSignal()
+        stop.install()
         run_training(
             TrainingConfig.from_dict(config_dict),
             RunStore(runs_dir),

@@ -4,7 +4,8 @@ This is the only code that reads or writes the run folders. Layout of a run::
 
     <root>/<run_id>/meta.json     schema_version, run_id, name, times, status, config,
                                   environment, summary, error; replaced atomically
-    <root>/<run_id>/batches.csv   one line per training batch (BATCH_COLUMNS), appended
+    <root>/<run_id>/batches.csv   one line per training batch (BATCH_COLUMNS), appended;
+                                  schema 1 runs lack the last column, grad_norm (read as NaN)
     <root>/<run_id>/epochs.csv    one line per epoch (EPOCH_COLUMNS_BASE + metrics), appended
 
 A run id is the UTC creation time plus random hex (``20261121-224501-3f9a2c``); the user's name
@@ -12,6 +13,12 @@ for a run is data in ``meta.json`` and never part of a path. Reading uses only `
 ``pandas.read_csv``: nothing read from disk is ever executed. A run whose ``config`` does not
 parse as a ``TrainingConfig`` (``lab/config.py``) is unreadable, with the reason, like a run
 with a corrupt file; ``meta["config"]`` stays the stored dict.
+
+Curve files are CSV with a header line, ``\n`` line ends, no quoting: an integer column holds
+``str(int)``, a float column the ``repr`` of the float (the shortest text that reads back as
+the same float64; ``nan``, ``inf``, ``-inf``), an unknown value is empty. A line is complete
+once its ``\n`` is written: readers drop a half-written last line and ``read_curve_since``
+leaves it for the next read.
 """
 
 from __future__ import annotations
@@ -27,17 +34,20 @@ import re
 import secrets
 import shutil
 import tempfile
+import threading
+import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, NamedTuple, TextIO
 
+import numpy as np
 import pandas as pd
 
 from keras_sgdplus.lab.config import TrainingConfig
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: batches.csv ends with grad_norm (schema 1 runs still load)
 STATUSES = ("running", "completed", "stopped", "diverged", "failed")
 UNREADABLE = "unreadable"  # the status shown for a run that cannot be read (not in STATUSES)
 BATCH_COLUMNS = (
@@ -49,7 +59,9 @@ BATCH_COLUMNS = (
     "batch_size",
     "samples_seen",
     "wall_time",
+    "grad_norm",  # the gradient's global norm of the step; NaN (empty) when unknown
 )
+BATCH_COLUMNS_V1 = BATCH_COLUMNS[:-1]  # schema 1: no grad_norm
 EPOCH_COLUMNS_BASE = ("epoch", "loss", "wall_time", "samples_seen")
 CURVES = ("batches", "epochs")
 MAX_NAME_LENGTH = 200
@@ -286,7 +298,7 @@ def _format_value(column: str, value: Any) -> str:
 
 def _check_header(kind: str, header: list[str]) -> None:
     if kind == "batches":
-        if tuple(header) != BATCH_COLUMNS:
+        if tuple(header) not in (BATCH_COLUMNS, BATCH_COLUMNS_V1):
             raise RunStoreError(f"batches.csv has a bad header {_show(','.join(header))}")
         return
     if (
@@ -303,40 +315,81 @@ def _empty_curve(columns: tuple[str, ...] | list[str]) -> pd.DataFrame:
     )
 
 
-def _complete_text(raw: bytes, filename: str) -> str:
-    """The bytes up to the last newline as text: a half-written last line is dropped."""
-    cut = raw.rfind(b"\n")
+def _with_grad_norm(kind: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Batches of a schema 1 run get the column they lack, grad_norm, as NaN (not recorded)."""
+    if kind == "batches" and "grad_norm" not in df.columns:
+        df = df.assign(grad_norm=pd.Series(np.nan, index=df.index, dtype="float64"))
+    return df
+
+
+def _complete_bytes(raw: bytes) -> bytes:
+    """The bytes up to and with the last newline: a half-written last line is left out."""
+    return raw[: raw.rfind(b"\n") + 1]
+
+
+def _decode(raw: bytes, filename: str) -> str:
     try:
-        return raw[: cut + 1].decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise RunStoreError(f"{filename} is not UTF-8 text") from None
 
 
-def _parse_curve(kind: str, text: str) -> pd.DataFrame:
+def _garbled(filename: str, body: str, commas: int, after_byte: int) -> RunStoreError | None:
+    """The error naming the first data line in ``body`` that is not ``commas + 1`` unquoted
+    fields (None if every line is). Lines count from the header (line 1) when ``after_byte``
+    is 0, else from the first line after that byte of the file."""
+    for number, line in enumerate(body.split("\n")[:-1], start=1):
+        if line.count(",") != commas or '"' in line or "\r" in line:
+            where = (
+                f"line {number + 1}"
+                if after_byte == 0
+                else f"line {number} after byte {after_byte}"
+            )
+            return RunStoreError(f"{filename} {where} is garbled: {_show(line)}")
+    return None
+
+
+def _parse_curve(kind: str, text: str, *, after_byte: int = 0) -> pd.DataFrame:
+    """Complete curve lines as a DataFrame: ``text`` is the header line, then data lines, each
+    ending in a newline (the data lines of a tail read start ``after_byte`` into the file).
+
+    Every data line must have the header's number of fields, no quotes and no carriage
+    return (else "garbled", naming the line), and every column must parse as numbers.
+    Batches of a schema 1 run get grad_norm as NaN. The check is by totals first (commas ==
+    fields x lines); a file passing it with lines that compensate each other (one short, one
+    long) is caught by pandas's field count and the row count, then named line by line."""
     filename = _CURVE_FILES[kind]
-    lines = text.split("\n")[:-1]
-    if not lines:
+    header_end = text.find("\n")
+    if header_end < 0:
         return _empty_curve(BATCH_COLUMNS if kind == "batches" else EPOCH_COLUMNS_BASE)
-    header = lines[0].split(",")
+    header = text[:header_end].split(",")
     _check_header(kind, header)
-    if len(lines) == 1:
-        return _empty_curve(header)
-    commas = len(header) - 1
-    for number, line in enumerate(lines[1:], start=2):
-        if line.count(",") != commas or '"' in line:
-            raise RunStoreError(f"{filename} line {number} is garbled: {_show(line)}")
+    body = text[header_end + 1 :]
+    if not body:
+        return _with_grad_norm(kind, _empty_curve(header))
+    commas, lines = len(header) - 1, body.count("\n")
+    if body.count(",") != commas * lines or '"' in body or "\r" in body:
+        raise _garbled(filename, body, commas, after_byte) or RunStoreError(
+            f"{filename} has quotes or carriage returns"
+        )
     kwargs: dict[str, Any] = {}
     if int(pd.__version__.split(".")[0]) < 3:
         kwargs["float_precision"] = "round_trip"  # pandas 3 reads floats exactly by default
     try:
         df = pd.read_csv(io.StringIO(text), **kwargs)
     except Exception as e:
-        raise RunStoreError(f"{filename} cannot be parsed: {e}") from None
+        raise _garbled(filename, body, commas, after_byte) or RunStoreError(
+            f"{filename} cannot be parsed: {e}"
+        ) from None
+    if len(df) != lines or not isinstance(df.index, pd.RangeIndex):  # compensating lines
+        raise _garbled(filename, body, commas, after_byte) or RunStoreError(
+            f"{filename} cannot be parsed: {len(df)} rows from {lines} lines"
+        )
     for column in df.columns:
         dtype = df[column].dtype
         if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
             raise RunStoreError(f"{filename} column {column!r} holds values that are not numbers")
-    return df
+    return _with_grad_norm(kind, df)
 
 
 def _read_curve(run_dir: Path, kind: str) -> pd.DataFrame:
@@ -347,7 +400,53 @@ def _read_curve(run_dir: Path, kind: str) -> pd.DataFrame:
         raw = b""
     except OSError as e:
         raise RunStoreError(f"{filename} cannot be read: {e}") from None
-    return _parse_curve(kind, _complete_text(raw, filename))
+    return _parse_curve(kind, _decode(_complete_bytes(raw), filename))
+
+
+class CurveTail(NamedTuple):
+    """What ``RunStore.read_curve_since`` read.
+
+    ``rows``: the complete lines after the offset given, as a DataFrame with the curve's
+    columns (as ``load_curve`` gives them; index 0..len-1). ``offset``: the bytes of the file
+    consumed so far, the end of the last complete line (pass it to the next call).
+    ``restarted``: the file no longer continues what was consumed (shorter than the offset,
+    or no line ends there: truncated or replaced), so ``rows`` were read from its start."""
+
+    rows: pd.DataFrame
+    offset: int
+    restarted: bool
+
+
+def _file_tail(f: BinaryIO, offset: int) -> tuple[bytes, bytes, bool]:
+    """``(header line, complete new lines, True)`` if the file continues the ``offset`` bytes
+    consumed: it holds a whole header line within them and a line ends at ``offset``. Else
+    ``(b"", its complete lines from the start, False)``."""
+    if offset > 0:
+        header = f.readline()
+        if header.endswith(b"\n") and len(header) <= offset:
+            f.seek(offset - 1)
+            new = f.read()
+            if new[:1] == b"\n":
+                return header, _complete_bytes(new[1:]), True
+    f.seek(0)
+    return b"", _complete_bytes(f.read()), False
+
+
+def _read_curve_since(run_dir: Path, kind: str, offset: int) -> CurveTail:
+    """The tail of a curve file after ``offset`` bytes (see CurveTail). Reads the header line
+    and the new bytes only; a half-written last line is not consumed."""
+    filename = _CURVE_FILES[kind]
+    try:
+        with open(run_dir / filename, "rb") as f:
+            header, chunk, continued = _file_tail(f, offset)
+    except FileNotFoundError:
+        return CurveTail(_parse_curve(kind, ""), 0, offset > 0)
+    except OSError as e:
+        raise RunStoreError(f"{filename} cannot be read: {e}") from None
+    if continued:
+        rows = _parse_curve(kind, _decode(header + chunk, filename), after_byte=offset)
+        return CurveTail(rows, offset + len(chunk), False)
+    return CurveTail(_parse_curve(kind, _decode(chunk, filename)), len(chunk), offset > 0)
 
 
 def _number_or_empty(field: str) -> bool:
@@ -377,7 +476,7 @@ def _quick_check_curve(run_dir: Path, kind: str) -> None:
         if size > _TAIL_BYTES:
             raise RunStoreError(f"{filename} has no header line")
         return  # nothing complete yet
-    header = _complete_text(head[: head.index(b"\n") + 1], filename).rstrip("\n").split(",")
+    header = _decode(head[: head.index(b"\n")], filename).split(",")
     _check_header(kind, header)
     lines = tail[: tail.rfind(b"\n")].split(b"\n")
     last = lines[-1].decode("utf-8", errors="replace")
@@ -391,6 +490,68 @@ def _quick_check_curve(run_dir: Path, kind: str) -> None:
 
 
 # --- writing -----------------------------------------------------------------------------------
+
+#: Rows formatted per piece by ``append_batch_columns``: bounds the text held at once and how
+#: long one C-level formatting loop holds the GIL (a few ms) against the training thread.
+_ROWS_PER_PIECE = 8192
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _batch_arrays(columns: Mapping[str, Any], *, copy: bool = False) -> dict[str, np.ndarray]:
+    """The batch columns as 1-D arrays of equal length, in BATCH_COLUMNS order: int64 for the
+    integer columns (any integer dtype accepted), float64 for the others (any integer or float
+    dtype accepted, converted exactly as ``float()`` converts a scalar). RunStoreError naming
+    the column otherwise. ``copy``: never share memory with the arrays given."""
+    if not isinstance(columns, Mapping):
+        raise RunStoreError(f"bad batch columns {_show(columns)}: not a mapping")
+    if set(columns) != set(BATCH_COLUMNS):
+        missing = sorted(set(BATCH_COLUMNS) - set(columns))
+        extra = sorted(map(str, set(columns) - set(BATCH_COLUMNS)))
+        raise RunStoreError(f"bad batch columns: missing {missing}, unknown {extra}")
+    arrays: dict[str, np.ndarray] = {}
+    for name in BATCH_COLUMNS:
+        values = np.asarray(columns[name])
+        if values.ndim != 1:
+            raise RunStoreError(f"bad batch column {name!r}: {values.ndim}-D, expected 1-D")
+        kind = values.dtype.kind
+        if name in _INT_COLUMNS:
+            if kind not in "iu" and values.size:  # an empty list is float64 to NumPy
+                raise RunStoreError(f"bad batch column {name!r}: {values.dtype}, not integers")
+            if kind == "u" and values.size and values.max() > _INT64_MAX:
+                raise RunStoreError(f"bad batch column {name!r}: values beyond int64")
+            arrays[name] = np.array(values, dtype=np.int64, copy=copy or None)
+        elif kind in "iuf":
+            arrays[name] = np.array(values, dtype=np.float64, copy=copy or None)
+        else:
+            raise RunStoreError(f"bad batch column {name!r}: {values.dtype}, not numbers")
+        if len(arrays[name]) != len(arrays[BATCH_COLUMNS[0]]):
+            raise RunStoreError(
+                f"bad batch columns: {name!r} has {len(values)} values, "
+                f"{BATCH_COLUMNS[0]!r} has {len(arrays[BATCH_COLUMNS[0]])}"
+            )
+    return arrays
+
+
+def _column_texts(values: np.ndarray) -> list[str]:
+    """Each value of an int64 or float64 array as ``_format_value`` writes it: ``str`` of an
+    int, ``repr`` of a float. A run of equal values (bit for bit, so -0.0 and NaN payloads
+    stay apart) is formatted once when runs are at least two values long on average."""
+    to_text = float.__repr__ if values.dtype.kind == "f" else int.__repr__
+    if len(values) > 1:
+        keys = values.view(np.int64)
+        starts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+        if 2 * len(starts) < len(values):
+            starts = np.concatenate(([0], starts))
+            texts = np.array(list(map(to_text, values[starts].tolist())), dtype=object)
+            lengths = np.diff(starts, append=len(values))
+            return np.repeat(texts, lengths).tolist()
+    return list(map(to_text, values.tolist()))
+
+
+def _batch_lines(arrays: Mapping[str, np.ndarray], start: int, stop: int) -> str:
+    """Rows ``start:stop`` of checked batch arrays as CSV lines, each ending in a newline."""
+    texts = [_column_texts(arrays[name][start:stop]) for name in BATCH_COLUMNS]
+    return "\n".join(map(",".join, zip(*texts, strict=True))) + "\n"
 
 
 class RunWriter:
@@ -439,6 +600,35 @@ class RunWriter:
         if self._batches is None:
             self._batches = self._open("batches")
         self._append(self._batches, "".join(lines))
+
+    def append_batch_columns(self, columns: Mapping[str, Any], *, fsync: bool = True) -> int:
+        """Append batch rows given as columns: a mapping with exactly the BATCH_COLUMNS keys,
+        each a 1-D array (or sequence) of the same length; returns the number of rows.
+
+        Integer columns take any integer dtype, the others any integer or float dtype (stored
+        as float64). The lines are byte for byte what ``append_batches`` writes for the same
+        values, formatted a column at a time. ``fsync`` False: the lines reach the OS (readers
+        see them) but not necessarily the disk; ``sync_batches`` does that later."""
+        self._check_open()
+        arrays = _batch_arrays(columns)
+        count = len(arrays[BATCH_COLUMNS[0]])
+        if count == 0:
+            return 0
+        if self._batches is None:
+            self._batches = self._open("batches")
+        for start in range(0, count, _ROWS_PER_PIECE):
+            self._batches.write(_batch_lines(arrays, start, start + _ROWS_PER_PIECE))
+        self._batches.flush()
+        if fsync:
+            os.fsync(self._batches.fileno())
+        return count
+
+    def sync_batches(self) -> None:
+        """fsync batches.csv: every line appended so far is on disk (nothing to do if none)."""
+        self._check_open()
+        if self._batches is not None:
+            self._batches.flush()
+            os.fsync(self._batches.fileno())
 
     def append_epoch(self, row: dict) -> None:
         """Append one epoch row. The first row fixes the columns: EPOCH_COLUMNS_BASE, then its
@@ -518,6 +708,141 @@ class RunWriter:
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
+
+
+class BackgroundBatchWriter:
+    """Appends batch columns to a run from a daemon thread: the training thread never waits
+    on the disk.
+
+    ``put`` checks and copies one chunk of columns (as ``RunWriter.append_batch_columns``
+    takes them) and queues it; the thread takes everything queued, writes it in order as
+    one append (readers see the lines at once), and fsyncs at most once per
+    ``sync_seconds`` on its own: a line is on disk at most about ``sync_seconds`` after it
+    was written, also when no more come. ``flush`` blocks until every chunk put before it
+    is on disk (it fsyncs at once: one fsync per call); ``close`` does the same and ends the
+    thread (idempotent). The queue is unbounded: a writer slower than the training grows it
+    rather than slow the training.
+
+    An exception in the thread stops the writing; the next ``put`` or ``flush`` (each one
+    after that too) raises it as RunStoreError with the reason, and ``close`` raises it
+    unless a ``put`` or ``flush`` already did. While this object is open, batches of the run
+    go through it only, and the RunWriter is closed only after it (its epochs and metadata
+    may be written meanwhile from the training thread)."""
+
+    def __init__(self, writer: RunWriter, *, sync_seconds: float = 0.5) -> None:
+        self.writer = writer
+        self.sync_seconds = sync_seconds
+        self._cond = threading.Condition()
+        self._queue: list[dict[str, np.ndarray]] = []
+        self._put = 0  # chunks put so far
+        self._written = 0  # chunks appended (the OS has them)
+        self._synced = 0  # chunks fsynced
+        self._flush_to = 0  # the chunk count a flush waits for
+        self._last_sync = time.monotonic()
+        self._closing = False
+        self._error: BaseException | None = None
+        self._error_reported = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"batches of {writer.run_id}", daemon=True
+        )
+        self._thread.start()
+
+    def put(self, columns: Mapping[str, Any]) -> None:
+        """Queue a chunk of batch rows (checked and copied now; written in put order)."""
+        arrays = _batch_arrays(columns, copy=True)
+        with self._cond:
+            self._raise_error()
+            if self._closing:
+                raise RunStoreError(f"the batch writer of run {self.writer.run_id} is closed")
+            self._queue.append(arrays)
+            self._put += 1
+            self._cond.notify_all()
+
+    def flush(self, *, sync: bool = True) -> None:
+        """Block until every chunk put so far is written and fsynced; with ``sync=False``
+        until it is written (in the file for every reader, and safe from a killed process;
+        the fsync follows within ``sync_seconds``)."""
+        with self._cond:
+            self._raise_error()
+            target = self._put
+            if sync:
+                self._flush_to = max(self._flush_to, target)
+            self._cond.notify_all()
+            while (self._synced if sync else self._written) < target and self._error is None:
+                if not self._thread.is_alive():  # cannot happen: the thread ends after a close
+                    raise RunStoreError(f"the batch writer of run {self.writer.run_id} stopped")
+                self._cond.wait(0.5)
+            self._raise_error()
+
+    def close(self) -> None:
+        """Write and fsync what is queued, then end the thread (idempotent)."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join()
+        with self._cond:
+            if not self._error_reported:
+                self._raise_error()
+
+    def __enter__(self) -> BackgroundBatchWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the thread; every attribute above is read and changed under self._cond ---------------
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            self._error_reported = True
+            e = self._error
+            reason = str(e) if isinstance(e, RunStoreError) else f"{type(e).__name__}: {e}"
+            raise RunStoreError(
+                f"writing the batches of run {self.writer.run_id} failed: {reason}"
+            ) from e
+
+    def _sync_due(self) -> bool:
+        return self._written > self._synced and (
+            self._flush_to > self._synced
+            or self._closing
+            or time.monotonic() - self._last_sync >= self.sync_seconds
+        )
+
+    def _run(self) -> None:
+        try:
+            while self._step():
+                pass
+        except BaseException as e:  # reported to the caller by put, flush or close
+            with self._cond:
+                self._error = e
+                self._queue.clear()
+                self._cond.notify_all()
+
+    def _step(self) -> bool:
+        """Wait for work; append what is queued; fsync if due. False once closed and done."""
+        with self._cond:
+            while not self._queue and not self._sync_due():
+                if self._closing:
+                    return False  # nothing queued, everything written is synced
+                dirty = self._written > self._synced
+                wait = self._last_sync + self.sync_seconds - time.monotonic() if dirty else None
+                self._cond.wait(wait)
+            chunks, self._queue = self._queue, []
+            taken = self._written + len(chunks)
+        if chunks:
+            merged = {c: np.concatenate([chunk[c] for chunk in chunks]) for c in BATCH_COLUMNS}
+            self.writer.append_batch_columns(merged, fsync=False)
+        with self._cond:
+            self._written = taken
+            self._cond.notify_all()
+            sync = self._sync_due()
+        if sync:
+            self.writer.sync_batches()
+            with self._cond:
+                self._synced = taken
+                self._last_sync = time.monotonic()
+                self._cond.notify_all()
+        return True
 
 
 # --- the store ---------------------------------------------------------------------------------
@@ -692,6 +1017,23 @@ class RunStore:
         path = self.path_of(run_id)
         try:
             return _read_curve(path, curve)
+        except RunStoreError as e:
+            raise self._reason(run_id, e) from None
+
+    def read_curve_since(self, run_id: str, curve: str, offset: int) -> CurveTail:
+        """The complete lines of a curve appended after the first ``offset`` bytes of its file
+        (0: the whole curve), and the new offset; see CurveTail. Reads only the header line
+        and the new bytes, with the checks of ``load_curve``; a half-written last line is left
+        for the next call. A file that no longer continues the bytes consumed (truncated,
+        replaced) is read from its start, with ``restarted`` True. Concatenating the rows of
+        successive calls gives what ``load_curve`` gives."""
+        if curve not in CURVES:
+            raise RunStoreError(f"bad curve {_show(curve)}: expected one of {CURVES}")
+        if not isinstance(offset, numbers.Integral) or isinstance(offset, bool) or offset < 0:
+            raise RunStoreError(f"bad offset {_show(offset)}: expected a byte count >= 0")
+        path = self.path_of(run_id)
+        try:
+            return _read_curve_since(path, curve, int(offset))
         except RunStoreError as e:
             raise self._reason(run_id, e) from None
 

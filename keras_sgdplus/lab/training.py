@@ -1,23 +1,24 @@
-"""The training job: `model.fit` that writes its run into the store as it goes.
+"""A training run: the data, the model and the optimizer made from the config, trained by one
+of the engine paths (`lab/engine/`) while every step is written into the run store.
 
-Recorded per batch: the batch's **own** loss (not the running epoch mean that Keras puts in
-`logs["loss"]`), the learning rate of that step, the samples seen and the wall time. Per
-epoch: Keras's epoch logs (mean training loss and metrics, validation loss and metrics).
-A non-finite loss ends the run as `diverged`; a stop request (SIGTERM, SIGINT or
-`request_stop`) ends it after the current batch as `stopped`; an exception as `failed`
-with its message. What was recorded stays in every case.
+Recorded per step: the batch's **own** loss (not the running epoch mean that Keras puts in
+`logs["loss"]`), the learning rate the optimizer used, the gradient's global norm, the
+samples seen and the wall time. Per epoch: the mean training loss and metrics, validation
+loss and metrics. A non-finite loss ends the run as `diverged`; a stop request (SIGTERM,
+SIGINT or `request_stop`) ends it after the current chunk of steps as `stopped`; an
+exception as `failed` with its message. What was recorded stays in every case.
 
-`run_training` trains in the calling process; `start_training` starts a worker process
-that does it (so the dashboard's server never runs TensorFlow itself).
+`run_training` trains in the calling process; `jobs.start_training` starts a worker process
+that does it (so the dashboard's server never runs a backend itself).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import os
-import platform
+import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,13 +28,17 @@ import keras
 import numpy as np
 
 from keras_sgdplus.lab import datasets as datasets_module
+from keras_sgdplus.lab import engine
+from keras_sgdplus.lab.accelerators import environment, resolve_backend, select_device
 from keras_sgdplus.lab.config import TrainingConfig
+from keras_sgdplus.lab.engine import keras_fit
+from keras_sgdplus.lab.engine.common import TrainingArrays
+from keras_sgdplus.lab.engine.keras_fit import BatchLoss
+from keras_sgdplus.lab.engine.order import batch_sizes_of
+from keras_sgdplus.lab.engine.recorder import StepRecorder
 from keras_sgdplus.lab.models import build_model, loss_name, make_loss, metrics_for
 from keras_sgdplus.lab.optimizers import make_optimizer
-from keras_sgdplus.lab.runs import RunStore, RunWriter
-from keras_sgdplus.lab.schedules import schedule_curve
-
-FLUSH_SECONDS = 1.0  # batches reach the store at least this often, and at every epoch end
+from keras_sgdplus.lab.runs import BackgroundBatchWriter, RunStore
 
 
 def load_data(config: TrainingConfig) -> datasets_module.Dataset:
@@ -52,32 +57,6 @@ def load_data(config: TrainingConfig) -> datasets_module.Dataset:
     return datasets_module.load_dataset(
         config.dataset, noise=config.noise, n_samples=config.n_samples, **options
     )
-
-
-@keras.saving.register_keras_serializable(package="sgdplus_lab")
-class BatchLoss(keras.metrics.Metric):
-    """The loss of the latest batch alone (Keras's `loss` log is the epoch's running mean).
-
-    Computed by the compiled loss function on the same predictions, before the update.
-    """
-
-    def __init__(self, loss: str, name: str = "batch_loss", **kwargs: Any) -> None:
-        super().__init__(name=name, **kwargs)
-        self.loss_name = loss
-        self._loss = make_loss(loss)
-        self.value = self.add_variable(shape=(), initializer="zeros", name="value")
-
-    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
-        self.value.assign(keras.ops.cast(self._loss(y_true, y_pred), self.dtype))
-
-    def result(self) -> Any:
-        return self.value
-
-    def reset_state(self) -> None:
-        self.value.assign(0.0)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "loss": self.loss_name}
 
 
 class StopSignal:
@@ -100,130 +79,22 @@ class StopSignal:
             signal.signal(signal.SIGINT, self.request)
 
 
-class RecordingCallback(keras.callbacks.Callback):
-    """Writes each batch's own loss and each epoch's logs into the run."""
+def set_random_seed(seed: int) -> None:
+    """`keras.utils.set_random_seed(seed)`, without importing TensorFlow into a run on another
+    backend: Keras's function imports it (when installed) to seed it too, 2.6 s of a JAX
+    run's start on a 2-core CPU. What it does for Keras (keras/src/utils/rng_utils.py):
+    the global seed, a fresh global `SeedGenerator`, Python's and NumPy's seeds."""
+    if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules:
+        keras.utils.set_random_seed(seed)
+        return
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
 
-    def __init__(
-        self,
-        writer: RunWriter,
-        learning_rates: np.ndarray,
-        batch_sizes: list[int],
-        stop: StopSignal,
-        progress: Callable[[dict[str, Any]], None] | None = None,
-    ) -> None:
-        super().__init__()
-        self.writer = writer
-        self.learning_rates = learning_rates
-        self.batch_sizes = batch_sizes
-        self.stop = stop
-        self.progress = progress
-        self.pending: list[dict[str, Any]] = []
-        self.step = 0
-        self.samples_seen = 0
-        self.epoch = 0
-        self.diverged = False
-        self.stopped = False
-        self.start = time.perf_counter()
-        self.last_flush = self.start
-        self.epochs_done = 0
-
-    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-        loss = float((logs or {}).get("batch_loss", math.nan))
-        size = self.batch_sizes[batch]
-        self.samples_seen += size
-        now = time.perf_counter()
-        self.pending.append(
-            {
-                "step": self.step,
-                "epoch": self.epoch,
-                "batch": batch,
-                "loss": loss,
-                "learning_rate": float(
-                    self.learning_rates[min(self.step, len(self.learning_rates) - 1)]
-                ),
-                "batch_size": size,
-                "samples_seen": self.samples_seen,
-                "wall_time": now - self.start,
-            }
-        )
-        self.step += 1
-        if not math.isfinite(loss):
-            self.diverged = True
-            self.model.stop_training = True
-        elif self.stop.requested:
-            self.stopped = True
-            self.model.stop_training = True
-        if now - self.last_flush >= FLUSH_SECONDS or self.model.stop_training:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.pending:
-            self.writer.append_batches(self.pending)
-            self.pending = []
-        self.last_flush = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        self.flush()
-        row = {
-            "epoch": epoch,
-            "wall_time": time.perf_counter() - self.start,
-            "samples_seen": self.samples_seen,
-        }
-        for key, value in (logs or {}).items():
-            if not key.endswith("batch_loss"):
-                row[key] = float(value)
-        self.writer.append_epoch(row)
-        self.epochs_done = epoch + 1
-        if self.progress:
-            self.progress(row)
-        if row.get("loss") is not None and not math.isfinite(row["loss"]):
-            self.diverged = True
-            self.model.stop_training = True
-
-
-def environment(device: str) -> dict[str, Any]:
-    import tensorflow as tf
-
-    import keras_sgdplus
-
-    return {
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "keras_sgdplus": keras_sgdplus.__version__,
-        "backend": keras.backend.backend(),
-        "device": device,
-        "host": platform.node(),
-        "pid": os.getpid(),
-    }
-
-
-def select_device(choice: str) -> tuple[str, Any]:
-    """A description of the device for `choice` (auto, cpu, gpu), and a context factory.
-
-    One GPU or the CPU: TensorFlow's default placement (a `tf.device` pin for "cpu" when a
-    GPU is present). More than one GPU: `tf.distribute.MirroredStrategy` over all of them.
-    """
-    import tensorflow as tf
-
-    gpus = tf.config.list_logical_devices("GPU") if choice != "cpu" else []
-    if choice == "gpu" and not gpus:
-        raise ValueError("`device` gpu was chosen, but TensorFlow sees no GPU on this machine.")
-    if len(gpus) > 1:
-        names = [g.name for g in gpus]
-        strategy = tf.distribute.MirroredStrategy(names)
-        return f"MirroredStrategy over {', '.join(names)}", strategy.scope
-    if gpus:
-        return gpus[0].name, contextlib.nullcontext
-    return "CPU", lambda: tf.device("/CPU:0")
-
-
-def batch_sizes_of(n_samples: int, batch_size: int) -> list[int]:
-    full, rest = divmod(n_samples, batch_size)
-    return [batch_size] * full + ([rest] if rest else [])
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 def planned_steps(n_train: int, batch_size: int | None, epochs: int) -> int:
@@ -232,16 +103,17 @@ def planned_steps(n_train: int, batch_size: int | None, epochs: int) -> int:
     return len(batch_sizes_of(n_train, batch_size or n_train)) * epochs
 
 
-def summarize(epochs: list[dict[str, Any]], callback: RecordingCallback, elapsed: float) -> dict:
+def summarize(recorder: StepRecorder, total_steps: int, elapsed: float) -> dict:
     summary: dict[str, Any] = {
-        "total_steps": len(callback.learning_rates),
-        "steps_per_epoch": len(callback.batch_sizes),
-        "epochs_completed": callback.epochs_done,
-        "steps": callback.step,
-        "samples_seen": callback.samples_seen,
+        "total_steps": total_steps,
+        "steps_per_epoch": recorder.steps_per_epoch,
+        "epochs_completed": recorder.epochs_done,
+        "steps": recorder.step,
+        "samples_seen": recorder.samples_seen,
         "elapsed_s": elapsed,
-        "samples_per_s": callback.samples_seen / elapsed if elapsed > 0 else None,
+        "samples_per_s": recorder.samples_seen / elapsed if elapsed > 0 else None,
     }
+    epochs = recorder.epoch_rows
     for key in ("loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae"):
         values = [row[key] for row in epochs if key in row and math.isfinite(row[key])]
         if values:
@@ -251,81 +123,109 @@ def summarize(epochs: list[dict[str, Any]], callback: RecordingCallback, elapsed
     return summary
 
 
+def training_arrays(data: datasets_module.Dataset, loss: str) -> TrainingArrays:
+    """The arrays as the model takes them: float32 features, labels one-hot for
+    categorical_crossentropy, float32 targets for the other losses but the sparse one."""
+    info = data.info
+    y_train, y_val = data.y_train, data.y_val
+    if loss == "categorical_crossentropy":
+        y_train = keras.utils.to_categorical(y_train, info.num_classes)
+        y_val = keras.utils.to_categorical(y_val, info.num_classes)
+    label_type = "int32" if loss == "sparse_categorical_crossentropy" else "float32"
+    return TrainingArrays(
+        x_train=np.ascontiguousarray(data.x_train, dtype="float32"),
+        y_train=np.ascontiguousarray(y_train, dtype=label_type),
+        x_val=np.ascontiguousarray(data.x_val, dtype="float32"),
+        y_val=np.ascontiguousarray(y_val, dtype=label_type),
+    )
+
+
 def run_training(
     config: TrainingConfig,
     store: RunStore,
     stop: StopSignal | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
     on_created: Callable[[str], None] | None = None,
+    path: str = "auto",
 ) -> str:
     """Trains in this process, writing the run as it goes; returns the run id.
 
     `config` is trusted: it was checked when it was made (`lab/config.py`), and the model was
-    checked against the data (`config.check_model_fits`) where the run was set up.
+    checked against the data (`config.check_model_fits`) where the run was set up. `path`
+    picks the engine path (`engine.PATHS`; "auto": the compiled path of the backend).
     """
     stop = stop or StopSignal()
+    backend = resolve_backend(config.backend)  # Keras is imported: its backend, or an error
     device, device_context = select_device(config.device)
+    distributed = device.startswith("MirroredStrategy")
+    chosen = engine.choose_path(path, backend, distributed)
     writer = store.create(
-        config.name or default_name(config), config.to_dict(), environment(device)
+        config.name or default_name(config),
+        config.to_dict(),
+        {**environment(device), "engine": chosen},
     )
     if on_created:
         on_created(writer.run_id)
     start = time.perf_counter()
-    epochs: list[dict[str, Any]] = []
-    callback: RecordingCallback | None = None
+    batches = BackgroundBatchWriter(writer)
+    recorder: StepRecorder | None = None
+    total_steps = 0
     try:
-        keras.utils.set_random_seed(config.seed)
+        set_random_seed(config.seed)
         data = load_data(config)
         info = data.info
         batch_size = config.batch_size or len(data.x_train)
         batch_sizes = batch_sizes_of(len(data.x_train), batch_size)
         total_steps = len(batch_sizes) * config.epochs
         writer.update(summary={"total_steps": total_steps, "steps_per_epoch": len(batch_sizes)})
-        y_train, y_val = data.y_train, data.y_val
         loss = loss_name(config.model, info.task)
-        if loss == "categorical_crossentropy":
-            y_train = keras.utils.to_categorical(y_train, info.num_classes)
-            y_val = keras.utils.to_categorical(y_val, info.num_classes)
+        arrays = training_arrays(data, loss)
         with device_context():
             model = build_model(config.model, info.task, info.input_shape, info.num_classes)
             model.compile(
                 optimizer=make_optimizer(config.optimizer, total_steps),
                 loss=make_loss(loss),
-                metrics=[*metrics_for(info.task), BatchLoss(loss)],
+                metrics=[
+                    *metrics_for(info.task),
+                    *([BatchLoss(loss)] if chosen == "keras_fit" else []),
+                ],
             )
-        learning_rates = schedule_curve(
-            config.optimizer.schedule, config.optimizer.learning_rate, total_steps
-        )
-        callback = RecordingCallback(writer, learning_rates, batch_sizes, stop, progress)
-        epoch_recorder = keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: epochs.append(dict(logs or {}))
-        )
+        recorder = StepRecorder(batches, writer.append_epoch, batch_sizes, stop, progress)
+        train = {"jax_chunks": _jax_path, "tf_fit": _tf_path, "keras_fit": _keras_path}[chosen]
         with device_context():
-            model.fit(
-                data.x_train,
-                y_train,
-                validation_data=(data.x_val, y_val),
-                batch_size=batch_size,
-                epochs=config.epochs,
-                shuffle=True,
-                verbose=0,
-                callbacks=[callback, epoch_recorder],
-            )
-        status = "diverged" if callback.diverged else "stopped" if callback.stopped else "completed"
+            train()(model, arrays, batch_size, range(config.epochs), config.seed, recorder)
+        batches.close()
+        status = "diverged" if recorder.diverged else "stopped" if recorder.stopped else "completed"
         writer.update(
-            status=status, summary=summarize(epochs, callback, time.perf_counter() - start)
+            status=status, summary=summarize(recorder, total_steps, time.perf_counter() - start)
         )
     except BaseException as error:  # every failure is recorded; only Exceptions end here
-        if callback is not None:
-            callback.flush()
+        with contextlib.suppress(Exception):
+            batches.close()
         message = f"{type(error).__name__}: {error}"
-        summary = summarize(epochs, callback, time.perf_counter() - start) if callback else {}
+        summary = summarize(recorder, total_steps, time.perf_counter() - start) if recorder else {}
         writer.update(status="failed", error=message, summary=summary)
         if not isinstance(error, Exception):
             raise
     finally:
         writer.close()
     return writer.run_id
+
+
+def _jax_path() -> Callable[..., None]:
+    from keras_sgdplus.lab.engine import jax_chunks
+
+    return jax_chunks.train
+
+
+def _tf_path() -> Callable[..., None]:
+    from keras_sgdplus.lab.engine import tf_fit
+
+    return tf_fit.train
+
+
+def _keras_path() -> Callable[..., None]:
+    return keras_fit.train
 
 
 def default_name(config: TrainingConfig) -> str:

@@ -43,6 +43,7 @@ def batch_rows(steps: int, per_epoch: int, scale: float, lr: float) -> list[dict
             "batch_size": 16,
             "samples_seen": 16 * (step + 1),
             "wall_time": 0.01 * (step + 1),
+            "grad_norm": scale / (1 + 0.1 * step),
         }
         for step in range(steps)
     ]

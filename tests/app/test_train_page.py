@@ -165,8 +165,8 @@ def test_start_trains_in_a_worker_and_shows_both_views(page, runs_dir: Path):
 def long_run(runs_dir: Path) -> str:
     config = TrainingConfig(
         dataset="digits",
-        model=ModelSpec(depth=1, width=16),
-        optimizer=OptimizerSpec(learning_rate=0.01, momentum=0.9),
+        model=ModelSpec(depth=4, width=512),  # wide: slow enough to be stopped on any engine
+        optimizer=OptimizerSpec(learning_rate=0.001, momentum=0.9),
         batch_size=1,
         epochs=200,
         name="long online run",
@@ -231,7 +231,8 @@ def test_the_live_view_polls_a_long_run_less_often(page, runs_dir: Path):
         n = 200_000  # ceil(200k / 150k) = 2 s between refreshes
         rows = [
             {"step": i, "epoch": 0, "batch": i, "loss": 1.0 / (i + 1), "learning_rate": 0.01,
-             "batch_size": 1, "samples_seen": i + 1, "wall_time": i * 1e-3}
+             "batch_size": 1, "samples_seen": i + 1, "wall_time": i * 1e-3,
+             "grad_norm": 1.0 / (i + 2)}
             for i in range(n)
         ]  # fmt: skip
         writer.append_batches(rows)

@@ -33,6 +33,7 @@ def make_batches(epochs: int = 2, per_epoch: int = 4, last: int | None = None, b
                     "batch_size": batch_size,
                     "samples_seen": (step + 1) * batch_size,
                     "wall_time": 0.5 * (step + 1),
+                    "grad_norm": 2.0 / (step + 1),
                 }
             )
             step += 1

@@ -195,6 +195,7 @@ def test_curve_csv_holds_the_rows_written(tmp_path: Path):
             "batch_size": 8,
             "samples_seen": 8 * (i + 1),
             "wall_time": 0.25 * (i + 1),
+            "grad_norm": 0.5 / (i + 1),
         }
         for i in range(3)
     ]

@@ -51,6 +51,10 @@ BAD_SETTINGS = {
     "epochs float": ({"epochs": 2.5}, "`epochs` must be an integer. Received: epochs=2.5"),
     "seed": ({"seed": -1}, "`seed` must be in [0, 4294967295]. Received: seed=-1"),
     "device": ({"device": "tpu"}, "`device` must be one of auto, cpu, gpu. Received: device='tpu'"),
+    "backend": (
+        {"backend": "torch"},
+        "`backend` must be one of auto, jax, tensorflow. Received: backend='torch'",
+    ),
     "name": ({"name": None}, "`name` must be text. Received: name=None"),
     "model": (
         {"model": {"kind": "rnn"}},
@@ -157,6 +161,7 @@ def test_the_constructors_check_too(make, message):
             epochs=3,
             seed=7,
             device="cpu",
+            backend="jax",
             name="a run",
         ),
         TrainingConfig(
@@ -206,8 +211,13 @@ def test_the_stored_format_is_unchanged():
         "epochs": 10,
         "seed": 0,
         "device": "auto",
+        "backend": "auto",
         "name": "",
     }
+    # a run stored before `backend` existed loads, on the default
+    older = TrainingConfig().to_dict()
+    del older["backend"]
+    assert TrainingConfig.from_dict(older).backend == "auto"
 
 
 def test_missing_settings_take_their_defaults():

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import io
+import itertools
 import json
 import math
 import os
@@ -49,6 +50,7 @@ def batch_rows(epoch, n=5, start_step=0, batch_size=32):
             "batch_size": batch_size,
             "samples_seen": (start_step + i + 1) * batch_size,
             "wall_time": 0.1 * (start_step + i) + 1 / 3,
+            "grad_norm": float(rng.random()) * 10.0 ** rng.integers(-3, 3),
         }
         for i in range(n)
     ]
@@ -455,7 +457,7 @@ CORRUPTIONS = {
         "batches.csv",
     ),
     "garbage batches line": (
-        lambda p: (p / "batches.csv").open("a").write("what,is,this,0,0,0,0,0\n"),
+        lambda p: (p / "batches.csv").open("a").write("what,is,this,0,0,0,0,0,0\n"),
         "batches.csv",
     ),
     "wrong field count": (
@@ -511,7 +513,7 @@ def test_garbage_in_the_middle_of_a_curve_is_found_on_load(tmp_path):
     run_id, _, _ = write_run(store)
     path = store.path_of(run_id) / "batches.csv"
     lines = path.read_text().split("\n")
-    lines[3] = "0,0,zero,0,0,0,0,0"
+    lines[3] = "0,0,zero,0,0,0,0,0,0"
     path.write_text("\n".join(lines))
     with pytest.raises(RunStoreError, match=r"batches\.csv"):
         store.load(run_id)
@@ -686,3 +688,499 @@ def test_default_runs_dir(tmp_path, monkeypatch):
     (tmp_path / "a-file").write_text("")
     with pytest.raises(RunStoreError, match="a-file"):
         RunStore(tmp_path / "a-file")
+
+
+# --- schema 1 runs ---------------------------------------------------------------------------
+
+
+def _as_schema_1(path):
+    """Rewrite a run as schema 1 wrote it: meta schema_version 1, batches without grad_norm."""
+    _set_meta(path, schema_version=1)
+    lines = (path / "batches.csv").read_text().split("\n")
+    (path / "batches.csv").write_text("\n".join(line.rsplit(",", 1)[0] for line in lines))
+
+
+def test_a_schema_1_run_loads_with_grad_norm_nan(tmp_path):
+    store = RunStore(tmp_path)
+    run_id, batches, epochs = write_run(store)
+    path = store.path_of(run_id)
+    _as_schema_1(path)
+    assert (path / "batches.csv").read_text().startswith(",".join(BATCH_COLUMNS[:-1]) + "\n")
+    (row,) = store.list_runs()
+    assert row.readable, row.reason
+    run = store.load(run_id)
+    assert run.meta["schema_version"] == 1
+    expected = batches.assign(grad_norm=math.nan)
+    pd.testing.assert_frame_equal(run.batches, expected)
+    pd.testing.assert_frame_equal(run.epochs, epochs)
+    tail = store.read_curve_since(run_id, "batches", 0)
+    pd.testing.assert_frame_equal(tail.rows, expected)
+    text = (path / "batches.csv").read_text()
+    after_six_lines = len("".join(text.splitlines(keepends=True)[:6]))  # header + 5 rows
+    later = store.read_curve_since(run_id, "batches", after_six_lines)
+    assert (later.offset, later.restarted) == (len(text), False)
+    pd.testing.assert_frame_equal(later.rows, expected.iloc[5:].reset_index(drop=True))
+    # an empty schema 1 batches file: the column is there, float64
+    (path / "batches.csv").write_text(",".join(BATCH_COLUMNS[:-1]) + "\n")
+    empty = store.load_curve(run_id, "batches")
+    assert list(empty.columns) == list(BATCH_COLUMNS)
+    assert empty["grad_norm"].dtype == np.float64
+    assert store.read_curve_since(run_id, "batches", 0).rows.columns.tolist() == list(BATCH_COLUMNS)
+
+
+# --- columnar appends ------------------------------------------------------------------------
+
+SPECIAL_FLOATS = [
+    math.nan,
+    math.inf,
+    -math.inf,
+    0.0,
+    -0.0,
+    5e-324,  # the smallest subnormal
+    -2.2250738585072014e-308,
+    1.7976931348623157e308,
+    1e16,  # where repr switches to an exponent
+    9999999999999998.0,
+    1e-4,
+    1e-5,
+    0.1,
+    -1.5,
+    float(np.float32(0.1)),
+]
+
+
+def random_columns(n, seed, float_dtype=np.float64, int_dtype=np.int64):
+    """Batch columns of ``n`` rows mixing every kind of value a writer must keep exactly:
+    specials, subnormals, float32-cast values, every magnitude, negatives, and runs of equal
+    values (and distinct ones) in every column."""
+    rng = np.random.default_rng(seed)
+
+    def floats():
+        with np.errstate(over="ignore"):
+            x = rng.standard_normal(n) * 10.0 ** rng.integers(-320, 300, n)
+            x32 = rng.standard_normal(n).astype(np.float32).astype(np.float64)
+        kind = rng.integers(0, 3, n)
+        x = np.where(kind == 1, x32, x)
+        x = np.where(kind == 2, rng.choice(SPECIAL_FLOATS, n), x)
+        if rng.random() < 0.5:  # runs: each value repeated a few times
+            x = np.repeat(x, rng.integers(1, 6, n))[:n]
+        with np.errstate(over="ignore"):
+            return x.astype(float_dtype)  # float32: large values become inf
+
+    def ints(low, high):
+        x = rng.integers(low, high, n)
+        if rng.random() < 0.5:
+            x = np.repeat(x, rng.integers(1, 6, n))[:n]
+        return x.astype(int_dtype)
+
+    step = np.arange(n, dtype=int_dtype)
+    return {
+        "step": step,
+        "epoch": ints(0, 4),
+        "batch": ints(-5, 10**6),
+        "loss": floats(),
+        "learning_rate": floats(),
+        "batch_size": np.full(n, 32, dtype=int_dtype),
+        "samples_seen": ints(-(2**31), 2**31 - 1),
+        "wall_time": floats(),
+        "grad_norm": floats(),
+    }
+
+
+def rows_of(columns):
+    """The same values as rows of scalars, the elements' own types (NumPy scalars)."""
+    n = len(columns["step"])
+    return [{c: columns[c][i] for c in BATCH_COLUMNS} for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("float_dtype", "int_dtype"), [(np.float64, np.int64), (np.float32, np.int32)]
+)
+def test_append_batch_columns_writes_the_bytes_append_batches_writes(
+    tmp_path, float_dtype, int_dtype
+):
+    store = RunStore(tmp_path)
+    by_rows = store.create("rows", CONFIG, ENVIRONMENT)
+    by_columns = store.create("columns", CONFIG, ENVIRONMENT)
+    chunks = [
+        random_columns(n, seed, float_dtype, int_dtype)
+        for seed, n in enumerate([1, 7, 20000, 0, 3000])
+    ]
+    for chunk in chunks:
+        by_rows.append_batches(rows_of(chunk))
+        assert by_columns.append_batch_columns(chunk) == len(chunk["step"])
+    by_rows.close()
+    by_columns.close()
+    written = (by_columns.path / "batches.csv").read_bytes()
+    assert written == (by_rows.path / "batches.csv").read_bytes()
+    # independently: Python's repr and str, and pandas reads back the same float64 bits
+    merged = {c: np.concatenate([chunk[c] for chunk in chunks]) for c in BATCH_COLUMNS}
+    lines = written.decode().split("\n")
+    assert lines[0] == ",".join(BATCH_COLUMNS)
+    for i in (0, 1, 7, 12345, len(merged["step"]) - 1):
+        expected = [
+            repr(float(merged[c][i])) if c not in runs._INT_COLUMNS else str(int(merged[c][i]))
+            for c in BATCH_COLUMNS
+        ]
+        assert lines[i + 1] == ",".join(expected)
+    df = pd.read_csv(by_columns.path / "batches.csv")
+    for c in BATCH_COLUMNS:
+        want = merged[c].astype(np.float64 if c not in runs._INT_COLUMNS else np.int64)
+        got = df[c].to_numpy()
+        assert got.dtype == want.dtype, c
+        np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64), err_msg=c)
+    loaded = store.load_curve(by_columns.run_id, "batches")
+    pd.testing.assert_frame_equal(loaded, df)
+
+
+def test_append_batch_columns_takes_lists_and_checks_what_it_is_given(tmp_path):
+    store = RunStore(tmp_path)
+    writer = store.create("w", CONFIG, ENVIRONMENT)
+    good = {c: [1, 2] for c in BATCH_COLUMNS}
+    assert writer.append_batch_columns(good) == 2
+    cases = [
+        ({c: v for c, v in good.items() if c != "loss"}, "missing \\['loss'\\]"),
+        ({**good, "extra": [1, 2]}, "unknown \\['extra'\\]"),
+        ({**good, "loss": [1.0]}, "'loss' has 1 values, 'step' has 2"),
+        ({**good, "loss": [[1.0, 2.0]]}, "'loss': 2-D"),
+        ({**good, "step": [1.5, 2.5]}, "'step': float64, not integers"),
+        ({**good, "epoch": [True, False]}, "'epoch': bool, not integers"),
+        ({**good, "loss": ["a", "b"]}, "'loss': <U1, not numbers"),
+        ({**good, "loss": [1.0, None]}, "'loss': object, not numbers"),
+        ({**good, "batch": np.array([2**64 - 1, 1], dtype=np.uint64)}, "beyond int64"),
+        ([1, 2], "not a mapping"),
+    ]
+    for columns, message in cases:
+        with pytest.raises(RunStoreError, match=message):
+            writer.append_batch_columns(columns)
+    assert writer.append_batch_columns({c: [] for c in BATCH_COLUMNS}) == 0
+    writer.close()
+    with pytest.raises(RunStoreError, match="closed"):
+        writer.append_batch_columns(good)
+    batches = store.load_curve(writer.run_id, "batches")
+    assert batches.to_dict("list") == {
+        c: [1, 2] if c in runs._INT_COLUMNS else [1.0, 2.0] for c in BATCH_COLUMNS
+    }
+    assert batches["loss"].dtype == np.float64  # integers given for a float column: floats
+
+
+# --- tail reads ------------------------------------------------------------------------------
+
+
+def test_tail_reads_in_random_pieces_add_up_to_the_file(tmp_path):
+    store = RunStore(tmp_path)
+    source = store.create("source", CONFIG, ENVIRONMENT)
+    source.append_batch_columns(random_columns(3000, 1))
+    source.close()
+    content = (source.path / "batches.csv").read_bytes()
+    writer = store.create("follow", CONFIG, ENVIRONMENT)
+    path = writer.path / "batches.csv"
+    path.write_bytes(b"")
+    rng = np.random.default_rng(0)
+    cuts = sorted(rng.choice(len(content), 40, replace=False).tolist())
+    cuts[:3] = [3, 20, content.index(b"\n") + 1]  # inside the header, then right after it
+    offset, pieces = 0, []
+    for cut in [*sorted(cuts), len(content)]:
+        with open(path, "ab") as f:
+            f.write(content[path.stat().st_size : cut])
+        tail = store.read_curve_since(writer.run_id, "batches", offset)
+        assert not tail.restarted
+        complete = content[: content.rfind(b"\n", 0, cut) + 1]
+        assert tail.offset == len(complete)  # a half-written line is not consumed
+        assert list(tail.rows.columns) == list(BATCH_COLUMNS)
+        pieces.append(tail.rows)
+        offset = tail.offset
+        so_far = pd.concat(pieces, ignore_index=True)
+        if complete.count(b"\n") > 1:  # pandas itself, on the complete lines
+            pd.testing.assert_frame_equal(so_far, pd.read_csv(io.BytesIO(complete)))
+        pd.testing.assert_frame_equal(so_far, store.load_curve(writer.run_id, "batches"))
+    assert offset == len(content)
+    writer.close()
+
+
+def test_a_tail_read_of_a_replaced_or_truncated_file_starts_over(tmp_path):
+    store = RunStore(tmp_path)
+    run_id, batches, _ = write_run(store)
+    path = store.path_of(run_id)
+    text = (path / "batches.csv").read_text()
+    end = store.read_curve_since(run_id, "batches", 0).offset
+    assert end == len(text)
+    (path / "batches.csv").write_text("".join(text.splitlines(keepends=True)[:4]))  # shorter
+    tail = store.read_curve_since(run_id, "batches", end)
+    assert tail.restarted
+    pd.testing.assert_frame_equal(tail.rows, batches.iloc[:3])
+    # as long as before, but no line ends where the last read stopped: replaced
+    header, first_step = text.split("\n", 1)
+    swapped = f"{header}\n0{first_step}"  # step "00": the same rows, one byte later
+    (path / "batches.csv").write_text(swapped)
+    replaced = store.read_curve_since(run_id, "batches", end)
+    assert (replaced.restarted, replaced.offset) == (True, end + 1)
+    pd.testing.assert_frame_equal(replaced.rows, batches)
+    # a header longer than the offset: replaced too
+    (path / "epochs.csv").write_text((path / "epochs.csv").read_text())
+    epochs_end = store.read_curve_since(run_id, "epochs", 0).offset
+    assert store.read_curve_since(run_id, "epochs", 5).restarted
+    assert store.read_curve_since(run_id, "epochs", epochs_end).rows.empty
+    # the file gone: an empty curve, started over if something had been read
+    (path / "epochs.csv").unlink()
+    gone = store.read_curve_since(run_id, "epochs", epochs_end)
+    assert (gone.offset, gone.restarted, list(gone.rows.columns)) == (
+        0,
+        True,
+        list(EPOCH_COLUMNS_BASE),
+    )
+    assert not store.read_curve_since(run_id, "epochs", 0).restarted
+
+
+def test_tail_reads_check_their_arguments_and_the_new_lines(tmp_path):
+    store = RunStore(tmp_path)
+    run_id, _, _ = write_run(store)
+    for curve, offset, message in [
+        ("losses", 0, "bad curve 'losses'"),
+        ("batches", -1, "bad offset -1"),
+        ("batches", True, "bad offset True"),
+        ("batches", 1.5, "bad offset 1.5"),
+    ]:
+        with pytest.raises(RunStoreError, match=message):
+            store.read_curve_since(run_id, curve, offset)
+    with pytest.raises(RunStoreError, match="bad run id"):
+        store.read_curve_since("../x", "batches", 0)
+    path = store.path_of(run_id) / "batches.csv"
+    end = path.stat().st_size
+    with open(path, "a") as f:
+        f.write("1,2,3\n")
+    with pytest.raises(RunStoreError, match=f"line 1 after byte {end} is garbled: '1,2,3'"):
+        store.read_curve_since(run_id, "batches", end)
+    with pytest.raises(RunStoreError, match="line 17 is garbled"):
+        store.read_curve_since(run_id, "batches", 0)
+    assert store.read_curve_since(run_id, "batches", path.stat().st_size).rows.empty
+
+
+@pytest.mark.parametrize("first_long", [True, False])
+def test_lines_that_compensate_each_others_field_count_are_garbled(tmp_path, first_long):
+    # one line a field short, another a field long: the totals of commas still add up
+    store = RunStore(tmp_path)
+    writer = store.create("w", CONFIG, ENVIRONMENT)
+    ok = ",".join(["1"] * len(BATCH_COLUMNS))
+    long, short = ok + ",1", ok.rsplit(",", 1)[0]
+    lines = [long, ok, short] if first_long else [ok, short, long]
+    with open(writer.path / "batches.csv", "a") as f:
+        f.write("\n".join(lines) + "\n")
+    bad_line = 2 if first_long else 3
+    for read in (
+        lambda: store.load_curve(writer.run_id, "batches"),
+        lambda: store.read_curve_since(writer.run_id, "batches", 0),
+    ):
+        with pytest.raises(RunStoreError, match=f"line {bad_line} is garbled"):
+            read()
+    writer.close()
+
+
+@pytest.mark.parametrize("bad", ['1,"2",3,4,5,6,7,8,9', "1,2,3,4,5,6,7,8,9\r", ""])
+def test_quotes_carriage_returns_and_blank_lines_are_garbled(tmp_path, bad):
+    store = RunStore(tmp_path)
+    run_id, _, _ = write_run(store)
+    with open(store.path_of(run_id) / "batches.csv", "a", newline="") as f:
+        f.write(bad + "\n")
+    with pytest.raises(RunStoreError, match="line 17 is garbled"):
+        store.load_curve(run_id, "batches")
+
+
+# --- the background batch writer -------------------------------------------------------------
+
+
+def _wait_until(condition, what, seconds=30.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def test_a_million_rows_put_in_chunks_reload_equal_to_the_arrays(tmp_path):
+    store = RunStore(tmp_path)
+    writer = store.create("million", CONFIG, ENVIRONMENT)
+    n = 1_000_000
+    rng = np.random.default_rng(0)
+    step = np.arange(n, dtype=np.int64)
+    columns = {
+        "step": step,
+        "epoch": step // 7919,
+        "batch": step % 7919,
+        "loss": rng.random(n).astype(np.float32).astype(np.float64),
+        "learning_rate": 0.01 / (1.0 + 1e-4 * step),
+        "batch_size": np.where(step % 7919 == 7918, 5, 32),
+        "samples_seen": np.cumsum(np.where(step % 7919 == 7918, 5, 32)),
+        "wall_time": step * 1e-5 + rng.random(n) * 1e-6,
+        "grad_norm": np.where(rng.random(n) < 0.01, np.nan, rng.random(n) * 3),
+    }
+    bounds = np.unique(np.concatenate([[0, n], rng.integers(0, n, 300)]))
+    with runs.BackgroundBatchWriter(writer) as batches:
+        for start, stop in itertools.pairwise(bounds):
+            batches.put({c: v[start:stop] for c, v in columns.items()})
+    writer.close()
+    pd.testing.assert_frame_equal(
+        store.load_curve(writer.run_id, "batches"), pd.DataFrame(columns), check_exact=True
+    )
+
+
+class _Blocking:
+    """Stands in for RunWriter.append_batch_columns: records the rows of each call, and
+    blocks each call until released."""
+
+    def __init__(self, append):
+        self.append = append
+        self.calls = []
+        self.release = threading.Event()
+        self.entered = threading.Event()
+
+    def __call__(self, columns, **kwargs):
+        self.entered.set()
+        self.release.wait(30)
+        self.calls.append(columns["step"].tolist())
+        return self.append(columns, **kwargs)
+
+
+def test_put_returns_while_the_disk_is_busy_and_queued_chunks_are_written_together(tmp_path):
+    store = RunStore(tmp_path)
+    writer = store.create("w", CONFIG, ENVIRONMENT)
+    blocking = _Blocking(writer.append_batch_columns)
+    writer.append_batch_columns = blocking
+    columns = random_columns(10, 0)
+    chunk = lambda a, b: {c: v[a:b] for c, v in columns.items()}  # noqa: E731
+    batches = runs.BackgroundBatchWriter(writer)
+    batches.put(chunk(0, 2))
+    assert blocking.entered.wait(30)  # the thread is inside its first append, blocked
+    batches.put(chunk(2, 5))  # returns although the thread cannot write
+    batches.put(chunk(5, 10))
+    assert blocking.calls == []
+    blocking.release.set()
+    batches.flush()
+    assert blocking.calls == [[0, 1], [2, 3, 4, 5, 6, 7, 8, 9]]  # the queued two, as one
+    batches.close()
+    writer.close()
+    pd.testing.assert_frame_equal(
+        store.load_curve(writer.run_id, "batches"), pd.DataFrame(columns), check_exact=True
+    )
+
+
+def _record_fsyncs(monkeypatch):
+    """Sizes of batches.csv at each fsync of it."""
+    sizes = []
+    real = os.fsync
+
+    def fsync(fd):
+        real(fd)
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("batches.csv"):
+            sizes.append(os.fstat(fd).st_size)
+
+    monkeypatch.setattr(runs.os, "fsync", fsync)
+    return sizes
+
+
+def test_flush_returns_once_everything_put_is_on_disk(tmp_path, monkeypatch):
+    store = RunStore(tmp_path)
+    writer = store.create("w", CONFIG, ENVIRONMENT)
+    fsyncs = _record_fsyncs(monkeypatch)
+    path = writer.path / "batches.csv"
+    header = path.stat().st_size
+    columns = random_columns(500, 3)
+    batches = runs.BackgroundBatchWriter(writer, sync_seconds=3600.0)
+    batches.put({c: v[:200] for c, v in columns.items()})
+    batches.put({c: v[200:] for c, v in columns.items()})
+    # written at once for readers, but not fsynced: the next sync is due in an hour
+    _wait_until(lambda: len(store.load_curve(writer.run_id, "batches")) == 500, "500 rows")
+    assert fsyncs == []
+    batches.flush()
+    assert fsyncs == [path.stat().st_size]
+    assert fsyncs[0] == header + _size_of_rows(columns, 0, 500)
+    batches.flush()  # nothing new: no fsync
+    assert len(fsyncs) == 1
+    batches.close()
+    batches.close()
+    writer.close()
+    pd.testing.assert_frame_equal(
+        store.load_curve(writer.run_id, "batches"), pd.DataFrame(columns), check_exact=True
+    )
+
+
+def test_flush_without_sync_returns_once_written_and_leaves_the_fsync_to_later(
+    tmp_path, monkeypatch
+):
+    store = RunStore(tmp_path)
+    writer = store.create("w", CONFIG, ENVIRONMENT)
+    fsyncs = _record_fsyncs(monkeypatch)
+    columns = random_columns(300, 4)
+    batches = runs.BackgroundBatchWriter(writer, sync_seconds=3600.0)
+    batches.put(columns)
+    batches.flush(sync=False)
+    assert len(store.load_curve(writer.run_id, "batches")) == 300  # in the file at return
+    assert fsyncs == []  # the next sync is due in an hour
+    batches.flush()
+    assert len(fsyncs) == 1
+    batches.close()
+    writer.close()
+
+
+def _size_of_rows(columns, start, stop):
+    return len(runs._batch_lines(runs._batch_arrays(columns), start, stop))
+
+
+def test_lines_reach_the_disk_without_flush_when_no_more_come(tmp_path, monkeypatch):
+    store = RunStore(tmp_path)
+    writer = store.create("w", CONFIG, ENVIRONMENT)
+    fsyncs = _record_fsyncs(monkeypatch)
+    with runs.BackgroundBatchWriter(writer, sync_seconds=0.05) as batches:
+        for k in range(3):
+            batches.put(random_columns(10, k))
+        _wait_until(lambda: fsyncs[-1:] == [(writer.path / "batches.csv").stat().st_size], "sync")
+    writer.close()
+    assert len(store.load_curve(writer.run_id, "batches")) == 30
+
+
+def test_put_checks_and_copies_its_columns_and_refuses_after_close(tmp_path):
+    store = RunStore(tmp_path)
+    writer = store.create("w", CONFIG, ENVIRONMENT)
+    columns = random_columns(5, 0)
+    expected = pd.DataFrame(columns).copy()
+    with runs.BackgroundBatchWriter(writer) as batches:
+        with pytest.raises(RunStoreError, match="missing \\['loss'\\]"):
+            batches.put({c: v for c, v in columns.items() if c != "loss"})
+        batches.put(columns)
+        for values in columns.values():
+            values[:] = 0  # the caller reuses its buffers at once
+    with pytest.raises(RunStoreError, match="closed"):
+        batches.put(columns)
+    batches.flush()  # nothing left: returns
+    writer.close()
+    pd.testing.assert_frame_equal(
+        store.load_curve(writer.run_id, "batches"), expected, check_exact=True
+    )
+
+
+def test_an_error_in_the_thread_is_raised_by_the_next_call(tmp_path):
+    store = RunStore(tmp_path)
+    writer = store.create("w", CONFIG, ENVIRONMENT)
+
+    def disk_full(columns, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    writer.append_batch_columns = disk_full
+    batches = runs.BackgroundBatchWriter(writer)
+    batches.put(random_columns(3, 0))  # returns: the failure comes later
+    message = f"writing the batches of run {writer.run_id} failed: OSError: .*No space left"
+    with pytest.raises(RunStoreError, match=message) as info:
+        batches.flush()
+    assert isinstance(info.value.__cause__, OSError)
+    with pytest.raises(RunStoreError, match=message):
+        batches.put(random_columns(3, 1))  # and every call after it
+    batches.close()  # already reported: close only ends the thread
+    assert not batches._thread.is_alive()
+
+    # a failure first seen by close: close raises it (here the RunWriter was closed first)
+    other = store.create("other", CONFIG, ENVIRONMENT)
+    batches = runs.BackgroundBatchWriter(other)
+    other.close()
+    batches.put(random_columns(3, 0))
+    with pytest.raises(RunStoreError, match=r"failed: the writer of run .* is closed"):
+        batches.close()
+    writer.close()

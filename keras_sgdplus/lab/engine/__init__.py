@@ -1,0 +1,33 @@
+"""How a run trains: the engine paths and what they share.
+
+- `jax_chunks`: on JAX, chunks of steps as one compiled program (`lax.fori_loop` over
+  Keras's stateless step with the optimizer's own update), the data on the device.
+- `tf_fit`: on TensorFlow, Keras's `fit` with `steps_per_execution` > 1 and each step's
+  records kept in the graph.
+- `keras_fit`: Keras's `fit` one step per execution with a per-batch callback: what the
+  compiled paths cannot take (a `tf.distribute` strategy over several GPUs), and the
+  reference they are tested against.
+
+Every path takes its batches in the order of `order.epoch_order(seed, epoch, n)` and hands
+each chunk's per-step loss, learning rate and gradient norm to `recorder.StepRecorder`.
+"""
+
+from __future__ import annotations
+
+PATHS = ("auto", "jax_chunks", "tf_fit", "keras_fit")
+
+
+def choose_path(requested: str, backend: str, distributed: bool) -> str:
+    """The path a run takes: `requested` unless "auto"; "auto" takes the compiled path of
+    the backend, and `keras_fit` under a `tf.distribute` strategy."""
+    if requested not in PATHS:
+        raise ValueError(f"`path` must be one of {', '.join(PATHS)}. Received: path={requested!r}")
+    wanted = {"jax": "jax_chunks", "tensorflow": "tf_fit"}.get(backend, "keras_fit")
+    if requested == "auto":
+        return "keras_fit" if distributed else wanted
+    if requested != "keras_fit" and (requested != wanted or distributed):
+        where = f"{backend} under a distribution strategy" if distributed else backend
+        raise ValueError(
+            f"`path` {requested} cannot train on {where}. Received: path={requested!r}"
+        )
+    return requested

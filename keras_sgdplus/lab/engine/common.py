@@ -1,0 +1,76 @@
+"""What the engine paths share: the arrays of a run, the rate of the next step, the size of a
+chunk, the epoch logs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+#: A chunk (one compiled call) aims at this many seconds, so a stop request and the live
+#: view are answered well within a second, while the per-call cost stays small.
+CHUNK_SECONDS = 0.25
+#: The largest chunk of the JAX path (the size of its output buffers).
+MAX_CHUNK_STEPS = 16_384
+#: Validation batches at least this large: `fit` with batch 1 would validate one sample per
+#: call; the mean validation loss is the same up to rounding.
+MIN_VALIDATION_BATCH = 1_024
+
+
+@dataclass(frozen=True)
+class TrainingArrays:
+    """The run's data as the model takes it (labels one-hot for categorical_crossentropy)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+    @property
+    def n_train(self) -> int:
+        return len(self.x_train)
+
+
+def build_compiled_parts(model: keras.Model, arrays: TrainingArrays) -> None:
+    """Builds what `compile` left to the first batch (the compiled loss and metrics and their
+    variables), as `fit` does before its first step, so the variables of the model's state
+    are all there before a compiled path takes them; the metrics are reset after."""
+    x, y = arrays.x_train[:1], arrays.y_train[:1]
+    y_pred = model(x, training=False)
+    model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
+    model.compute_metrics(x, y, y_pred, sample_weight=None)
+    model.reset_metrics()
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+
+
+def rate_of_next_step(optimizer: keras.optimizers.Optimizer) -> Any:
+    """The learning rate the optimizer's next step uses: `current_learning_rate` of SGDPlus
+    (the base rate divided by `1 + decay * t`), Keras's `learning_rate` (the schedule at
+    `iterations`) for the other optimizers."""
+    current = getattr(optimizer, "current_learning_rate", None)
+    if current is not None:
+        return current
+    return optimizer.learning_rate
+
+
+def validation_batch_size(batch_size: int, n_val: int) -> int:
+    return max(1, min(max(batch_size, MIN_VALIDATION_BATCH), n_val))
+
+
+def steps_for(seconds_per_step: float | None, limit: int) -> int:
+    """Steps in the next chunk: about CHUNK_SECONDS of work, a power of two, in [1, limit]."""
+    if not seconds_per_step or seconds_per_step <= 0:
+        return max(1, min(16, limit))
+    wanted = max(1, int(CHUNK_SECONDS / seconds_per_step))
+    return max(1, min(1 << (wanted.bit_length() - 1), limit))
+
+
+def epoch_logs(model: keras.Model, train_loss: float) -> dict[str, float]:
+    """The epoch's training logs as Keras's `fit` gives them: the metrics as the model's
+    metrics hold them now, and the mean training loss given."""
+    logs = {k: float(v) for k, v in model.get_metrics_result().items()}
+    logs["loss"] = train_loss
+    return logs

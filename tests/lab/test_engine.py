@@ -1,0 +1,226 @@
+"""The engine paths: the compiled path of each backend and Keras's own `fit` train the same
+run to the same numbers, which a NumPy reference computes independently.
+
+scripts/test.sh runs this file on TensorFlow (compiled path: `tf_fit`) and on JAX
+(`jax_chunks`); `keras_fit` is Keras's plain `fit`, one step per execution.
+"""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from keras_sgdplus.lab import engine
+from keras_sgdplus.lab.config import ModelSpec, OptimizerSpec, ScheduleSpec, TrainingConfig
+from keras_sgdplus.lab.engine.order import epoch_order
+from keras_sgdplus.lab.models import build_model
+from keras_sgdplus.lab.runs import RunStore
+from keras_sgdplus.lab.training import StopSignal, load_data, run_training
+
+pytestmark = pytest.mark.usefixtures("fresh_keras_state")
+
+COMPILED = {"jax": "jax_chunks", "tensorflow": "tf_fit"}[keras.backend.backend()]
+
+
+# --- the order --------------------------------------------------------------------------------
+
+
+def test_each_epoch_is_a_permutation_fixed_by_seed_and_epoch_alone():
+    first = epoch_order(7, 3, 1000)
+    assert sorted(first.tolist()) == list(range(1000))
+    assert np.array_equal(first, epoch_order(7, 3, 1000))  # nothing else enters
+    assert not np.array_equal(first, epoch_order(7, 4, 1000))
+    assert not np.array_equal(first, epoch_order(8, 3, 1000))
+    # as documented: NumPy's generator seeded with the pair (seed, epoch)
+    assert np.array_equal(first, np.random.default_rng([7, 3]).permutation(1000))
+
+
+# --- a NumPy reference: a one-hidden-layer MLP with softmax, trained by SGD ------------------
+
+
+def reference_training(weights, x, y, sizes, epochs, seed, rate, momentum, nesterov):
+    """Per step: the batch's loss before the update, the gradient's global norm; written
+    from the formulas (ReLU MLP, mean sparse cross-entropy, Keras's momentum convention:
+    v = mu v - lr g; w += v, or w += mu v - lr g with Nesterov)."""
+    w1, b1, w2, b2 = (np.asarray(w, dtype="float64") for w in weights)
+    params = [w1, b1, w2, b2]
+    velocity = [np.zeros_like(p) for p in params]
+    losses, norms = [], []
+    for epoch in range(epochs):
+        order = np.random.default_rng([seed, epoch]).permutation(len(x))
+        start = 0
+        for size in sizes:
+            idx = order[start : start + size]
+            start += size
+            xb, yb = x[idx].astype("float64"), y[idx]
+            w1, b1, w2, b2 = params
+            pre = xb @ w1 + b1
+            hidden = np.maximum(pre, 0.0)
+            logits = hidden @ w2 + b2
+            logits -= logits.max(axis=1, keepdims=True)
+            prob = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+            losses.append(-np.mean(np.log(prob[np.arange(size), yb])))
+            d_logits = prob.copy()
+            d_logits[np.arange(size), yb] -= 1.0
+            d_logits /= size
+            g_w2 = hidden.T @ d_logits
+            g_b2 = d_logits.sum(axis=0)
+            d_pre = (d_logits @ w2.T) * (pre > 0)
+            g_w1 = xb.T @ d_pre
+            g_b1 = d_pre.sum(axis=0)
+            grads = [g_w1, g_b1, g_w2, g_b2]
+            norms.append(math.sqrt(sum(float(np.sum(g * g)) for g in grads)))
+            for i, g in enumerate(grads):
+                velocity[i] = momentum * velocity[i] - rate * g
+                step = momentum * velocity[i] - rate * g if nesterov else velocity[i]
+                params[i] = params[i] + step
+    return np.array(losses), np.array(norms)
+
+
+def iris_config(**optimizer):
+    return TrainingConfig(
+        dataset="iris",
+        model=ModelSpec(depth=1, width=8),
+        batch_size=16,
+        epochs=3,
+        seed=5,
+        optimizer=OptimizerSpec(learning_rate=0.05, **optimizer),
+    )
+
+
+def initial_weights(config):
+    """The weights a run starts from: the same seed, the same model."""
+    keras.utils.set_random_seed(config.seed)
+    data = load_data(config)
+    model = build_model(config.model, "multiclass", data.info.input_shape, data.info.num_classes)
+    weights = model.get_weights()
+    keras.backend.clear_session()
+    return data, weights
+
+
+@pytest.mark.parametrize("path", ["auto", "keras_fit"])
+@pytest.mark.parametrize(
+    "optimizer",
+    [{}, {"momentum": 0.9}, {"momentum": 0.9, "nesterov": True}],
+    ids=["sgd", "momentum", "nesterov"],
+)
+def test_every_path_trains_as_the_numpy_reference(tmp_path, path, optimizer):
+    config = iris_config(**optimizer)
+    data, weights = initial_weights(config)
+    store = RunStore(tmp_path)
+    run = store.load(run_training(config, store, path=path))
+    assert run.meta["status"] == "completed"
+    assert run.meta["environment"]["engine"] == (COMPILED if path == "auto" else "keras_fit")
+    n = len(data.x_train)
+    sizes = [16] * (n // 16) + ([n % 16] if n % 16 else [])
+    losses, norms = reference_training(
+        weights,
+        data.x_train,
+        data.y_train,
+        sizes,
+        3,
+        5,
+        0.05,
+        optimizer.get("momentum", 0.0),
+        optimizer.get("nesterov", False),
+    )
+    batches = run.batches
+    assert list(batches.batch_size) == sizes * 3
+    np.testing.assert_allclose(batches.loss, losses, rtol=2e-5)
+    np.testing.assert_array_equal(batches.learning_rate, np.float32(0.05))
+    if path == "keras_fit":
+        assert batches.grad_norm.isna().all()  # Keras's fit does not show the gradient
+    else:
+        np.testing.assert_allclose(batches.grad_norm, norms, rtol=2e-5)
+    for epoch, group in batches.groupby("epoch"):
+        weighted = np.average(group.loss, weights=group.batch_size)
+        assert run.epochs.loss[epoch] == pytest.approx(weighted, rel=1e-6)
+
+
+def test_compiled_path_and_plain_fit_see_the_same_batches_and_losses(tmp_path):
+    """The same run through the compiled path and through Keras's plain `fit`: every
+    batch's loss, and the epochs' metrics."""
+    store = RunStore(tmp_path)
+    config = TrainingConfig(
+        dataset="digits",
+        model=ModelSpec(depth=2, width=32),
+        batch_size=32,
+        epochs=2,
+        optimizer=OptimizerSpec(learning_rate=0.05, momentum=0.9),
+    )
+    fast = store.load(run_training(config, store))
+    keras.backend.clear_session()
+    plain = store.load(run_training(config, store, path="keras_fit"))
+    assert fast.meta["environment"]["engine"] == COMPILED
+    assert len(fast.batches) == len(plain.batches) == 2 * math.ceil(1437 / 32)
+    np.testing.assert_allclose(fast.batches.loss, plain.batches.loss, rtol=1e-5)
+    for column in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(fast.epochs[column], plain.epochs[column], rtol=1e-5)
+
+
+def test_full_batch_takes_one_step_an_epoch_on_the_compiled_path(tmp_path):
+    store = RunStore(tmp_path)
+    config = iris_config()
+    config = TrainingConfig(**{**config.__dict__, "batch_size": None, "epochs": 4})
+    data, weights = initial_weights(config)
+    run = store.load(run_training(config, store))
+    n = len(data.x_train)
+    losses, norms = reference_training(weights, data.x_train, data.y_train, [n], 4, 5, 0.05, 0, 0)
+    np.testing.assert_allclose(run.batches.loss, losses, rtol=2e-5)
+    np.testing.assert_allclose(run.batches.grad_norm, norms, rtol=2e-5)
+
+
+def test_recorded_rate_follows_the_decay_formula_on_the_compiled_path(tmp_path):
+    """lr_t = lr / (1 + decay t) in float32, the rate SGDPlus used for step t."""
+    store = RunStore(tmp_path)
+    spec = OptimizerSpec(learning_rate=0.1, schedule=ScheduleSpec("time_decay", decay=0.07))
+    config = TrainingConfig(dataset="iris", batch_size=8, epochs=2, optimizer=spec)
+    batches = store.load(run_training(config, store)).batches
+    t = np.arange(len(batches), dtype="float32")
+    expected = np.float32(0.1) / (np.float32(1) + np.float32(0.07) * t)
+    np.testing.assert_allclose(batches.learning_rate, expected, rtol=2.0**-22)
+
+
+def test_a_stop_ends_the_compiled_path_after_the_chunk_in_progress(tmp_path):
+    store = RunStore(tmp_path)
+    stop = StopSignal()
+    config = TrainingConfig(dataset="digits", batch_size=8, epochs=50)
+    run = store.load(run_training(config, store, stop, progress=lambda row: stop.request()))
+    assert run.meta["status"] == "stopped"
+    assert set(run.batches.epoch) <= {0, 1}
+    assert len(run.epochs) <= 2
+    assert list(run.batches.step) == list(range(len(run.batches)))
+
+
+def test_a_non_finite_loss_is_the_last_step_recorded(tmp_path):
+    store = RunStore(tmp_path)
+    config = TrainingConfig(
+        dataset="diabetes",
+        batch_size=4,
+        epochs=5,
+        standardize=False,
+        optimizer=OptimizerSpec(learning_rate=1e6),
+    )
+    run = store.load(run_training(config, store))
+    assert run.meta["status"] == "diverged"
+    losses = run.batches.loss.to_numpy()
+    assert not np.isfinite(losses[-1])
+    assert np.isfinite(losses[:-1]).all()
+
+
+def test_a_backend_other_than_the_running_one_is_refused_before_the_run_exists(tmp_path):
+    other = "tensorflow" if keras.backend.backend() == "jax" else "jax"
+    store = RunStore(tmp_path)
+    with pytest.raises(ValueError, match=f"`backend` {other}"):
+        run_training(TrainingConfig(dataset="iris", backend=other), store)
+    assert store.list_runs() == []
+
+
+def test_paths_refuse_what_they_cannot_take():
+    assert engine.choose_path("auto", "jax", distributed=False) == "jax_chunks"
+    assert engine.choose_path("auto", "tensorflow", distributed=True) == "keras_fit"
+    with pytest.raises(ValueError, match="Received: path='jax_chunks'"):
+        engine.choose_path("jax_chunks", "tensorflow", distributed=False)
+    with pytest.raises(ValueError, match="Received: path='fast'"):
+        engine.choose_path("fast", "jax", distributed=False)
