@@ -8,6 +8,8 @@ with `sgdplus train`.
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 from keras_sgdplus.dashboard.app_pages import common
 
@@ -386,6 +388,7 @@ def start_run(store: RunStore, config: run_config.TrainingConfig) -> None:
 
 def run_panel(store: RunStore, run_id: str, options: dict) -> None:
     """The watched run: its status, progress, Stop button and curves."""
+    started = time.perf_counter()
     try:
         meta = store.load_meta(run_id)
         batches = curve_follower(store, run_id, "batches").update()
@@ -402,17 +405,22 @@ def run_panel(store: RunStore, run_id: str, options: dict) -> None:
         bar, stop = st.columns([5, 1])
         bar.progress(progress.fraction or 0.0, text=progress.text)
         stopping = stop.button(
-            "Stop training", key=f"stop-{run_id}", help="Ends the run after this batch."
+            "Stop training",
+            key=f"stop-{run_id}",
+            help="Ends the run after the chunk of steps in progress (well under a second).",
         )
         if stopping and request_stop(store, run_id):
-            st.toast("Stopping after the current batch…")
+            st.toast("Stopping after the current chunk of steps…")
     else:
         show_outcome(meta)
     common.curve_views({name: batches}, {name: epochs}, options, key="train")
     polling = st.session_state.get(REFRESH)  # None: this panel is not polling
     if polling is not None and not running:
         st.rerun()  # the whole page: the form's Start button is free again
-    wanted = live.refresh_seconds(len(batches))
+    # slower as the run grows or the machine is busy, never faster while it trains: each
+    # change of interval reruns the whole page
+    wanted = live.refresh_seconds(len(batches), time.perf_counter() - started)
+    wanted = max(wanted, polling or 1)
     if running and wanted != polling:
         st.session_state[REFRESH] = wanted
         st.rerun()  # the whole page: the fragment polls at the new interval

@@ -1,9 +1,9 @@
 """Training in a worker process: start it, learn its run id, stop it, wait for it.
 
-The worker is a fresh interpreter (the `spawn` start method), so TensorFlow never runs in
-the caller (the dashboard's server), a crash in it cannot take the caller down, and GPU
+The worker is a fresh interpreter (the `spawn` start method), so no backend trains in the
+caller (the dashboard's server), a crash in it cannot take the caller down, and GPU
 memory is returned when it exits. A stop is SIGTERM: the worker ends after the current
-batch and marks the run `stopped`. Any process can stop any running run of a store with
+chunk of steps and marks the run `stopped`. Any process can stop any running run of a store with
 `request_stop`, as the worker's pid is in the run's environment.
 """
 
@@ -48,7 +48,7 @@ class TrainingJob:
         return self._run_id
 
     def stop(self) -> None:
-        """Asks the worker to stop after the current batch."""
+        """Asks the worker to stop after the current chunk of steps."""
         if self.process.is_alive() and self.process.pid:
             os.kill(self.process.pid, signal.SIGTERM)
 

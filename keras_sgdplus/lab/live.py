@@ -8,6 +8,7 @@ curve in its session state so that a refresh reads only the lines added since th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,14 +77,21 @@ def progress_of(meta: dict[str, Any], batches: pd.DataFrame) -> Progress:
 #: 1 s of new ones at 100k/s, takes about 0.16-0.23 s, two thirds of it the charts).
 BATCHES_PER_REFRESH_SECOND = 150_000
 MAX_REFRESH_SECONDS = 10
+#: The share of its interval a refresh may take in the server (the browser's drawing of the
+#: charts costs about as much again): on a 2-core machine every CPU-second the live view
+#: takes is one the training worker does not get (benchmarks/dashboard_vs_cli.py).
+LIVE_VIEW_SHARE = 0.05
 
 
-def refresh_seconds(n_batches: int) -> int:
-    """How often the live view polls a run of `n_batches` recorded batches:
-    `ceil(n / 150,000)` seconds, at least 1 and at most 10, so a refresh stays a small part
-    of the interval however long the run grows."""
-    wanted = -(-max(n_batches, 1) // BATCHES_PER_REFRESH_SECOND)
-    return min(max(wanted, 1), MAX_REFRESH_SECONDS)
+def refresh_seconds(n_batches: int, refresh_cost: float = 0.0) -> int:
+    """How often the live view polls a run of `n_batches` recorded batches whose last
+    refresh took `refresh_cost` seconds in the server:
+    `max(ceil(n / 150,000), ceil(refresh_cost / 0.05))` seconds, at least 1 and at most 10,
+    so a refresh stays a small part of the interval however long the run grows and however
+    slow the machine."""
+    by_size = -(-max(n_batches, 1) // BATCHES_PER_REFRESH_SECOND)
+    by_cost = math.ceil(max(refresh_cost, 0.0) / LIVE_VIEW_SHARE - 1e-9)
+    return min(max(by_size, by_cost, 1), MAX_REFRESH_SECONDS)
 
 
 class CurveFollower:

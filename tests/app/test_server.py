@@ -44,6 +44,7 @@ def test_settings_file_next_to_the_app_keeps_it_on_this_machine():
     assert config["server.headless"] is True  # opens no browser, asks for no e-mail
     assert config["browser.gatherUsageStats"] is False
     assert 0 < config["server.maxUploadSize"] <= 200  # MB
+    assert config["server.fileWatcherType"] == "none"  # no watcher threads beside a worker
 
 
 def test_no_settings_file_at_the_repository_root():

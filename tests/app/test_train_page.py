@@ -228,7 +228,7 @@ def test_the_live_view_polls_a_long_run_less_often(page, runs_dir: Path):
     store = RunStore(runs_dir)
     writer = store.create("a long run", TrainingConfig(epochs=1).to_dict(), {})  # held: live
     try:
-        n = 200_000  # ceil(200k / 150k) = 2 s between refreshes
+        n = 200_000  # ceil(200k / 150k) = 2 s between refreshes, more if a refresh is slow
         rows = [
             {"step": i, "epoch": 0, "batch": i, "loss": 1.0 / (i + 1), "learning_rate": 0.01,
              "batch_size": 1, "samples_seen": i + 1, "wall_time": i * 1e-3,
@@ -239,7 +239,7 @@ def test_the_live_view_polls_a_long_run_less_often(page, runs_dir: Path):
         app = page("train")
         assert not app.exception
         assert app.subheader[0].value == "a long run"
-        assert app.session_state["train_refresh_seconds"] == 2
+        assert 2 <= app.session_state["train_refresh_seconds"] <= 10
     finally:
         writer.close()
     app.run()

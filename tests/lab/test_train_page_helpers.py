@@ -140,6 +140,17 @@ def test_progress_is_steps_done_over_the_planned_steps():
 
 
 @pytest.mark.parametrize(
+    ("n_batches", "cost", "seconds"),
+    [(10, 0.04, 1), (10, 0.05, 1), (10, 0.051, 2), (10, 0.3, 6), (200_000, 0.06, 2), (10, 5.0, 10)],
+)
+def test_live_view_polls_less_often_when_a_refresh_is_slow(n_batches, cost, seconds):
+    # a refresh takes at most 5% of its interval in the server: ceil(cost / 0.05) seconds
+    assert live.refresh_seconds(n_batches, refresh_cost=cost) == seconds
+    by_cost = math.ceil(round(cost / 0.05, 9))
+    assert seconds == min(max(math.ceil(n_batches / 150_000), by_cost, 1), 10)
+
+
+@pytest.mark.parametrize(
     ("n_batches", "seconds"),
     [(0, 1), (1, 1), (150_000, 1), (150_001, 2), (1_000_000, 7), (10_000_000, 10)],
 )

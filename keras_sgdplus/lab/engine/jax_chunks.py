@@ -14,7 +14,8 @@ outputs written into the chunk's buffers:
 A step's batch is `x[order[start + i*B : start + (i+1)*B]]`, gathered on the device from
 the epoch's order (`engine.order.epoch_order`); an epoch's last, smaller batch is its own
 one-step call. Chunks never cross an epoch, and are sized to take about `CHUNK_SECONDS`.
-While the host records one chunk, the next already runs (JAX dispatches asynchronously).
+While the host records one chunk, the next already runs (JAX dispatches asynchronously);
+a stop ends training after the chunk in flight, which is recorded too.
 At each epoch's end the state goes back into the Keras variables, Keras's `evaluate` gives
 the validation logs, and the model is an ordinary Keras model again.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -68,6 +70,17 @@ def _assign(model: keras.Model, state: State) -> None:
             variable.assign(value)
 
 
+def global_norm(grads: list[Any]) -> Any:
+    """`sqrt(sum over all gradients of g**2)` in float32.
+
+    Each gradient is summed through its transpose: the sum does not change, and XLA on the
+    CPU reads a Dense kernel's gradient in the (transposed) layout it was made in instead
+    of copying it into the kernel's layout first, a copy that made the norm cost more than
+    the rest of an online step on the MNIST-shaped set (benchmarks/training_speed.py).
+    """
+    return jnp.sqrt(sum(jnp.sum(jnp.square(jnp.transpose(g).astype("float32"))) for g in grads))
+
+
 def make_step(model: keras.Model) -> Callable[[State, Any, Any], tuple[State, Any]]:
     """One training step as a pure function of the state and a batch."""
     optimizer = model.optimizer
@@ -88,7 +101,7 @@ def make_step(model: keras.Model) -> Callable[[State, Any, Any], tuple[State, An
             training=True,
             optimizer_variables=optimizer_values,
         )
-        grad_norm = jnp.sqrt(sum(jnp.sum(jnp.square(g.astype("float32"))) for g in grads))
+        grad_norm = global_norm(grads)
         trainable, optimizer_values = optimizer.stateless_apply(optimizer_values, grads, trainable)
         mapping = list(zip(model.metrics_variables, metrics_values, strict=True))
         with keras.StatelessScope(state_mapping=mapping) as scope:
@@ -147,39 +160,70 @@ def train(
     build_compiled_parts(model, arrays)
     programs = JaxChunks(model, arrays, batch_size)
     val_batch = validation_batch_size(batch_size, len(arrays.x_val))
-    seconds_per_step: float | None = None
-    calls = 0
+    pace = _Pace()
     for epoch in epochs:
         model.reset_metrics()
         state = _variables(model)
         order = epoch_order(seed, epoch, arrays.n_train)
         order_device = jnp.asarray(order)
-        go_on, done = True, 0
-        while go_on and done < programs.full_steps:
-            count = steps_for(seconds_per_step, min(programs.capacity, programs.full_steps - done))
+        done = 0
+        in_flight: _Chunk | None = None
+        while done < programs.full_steps and not recorder.finished:
+            count = steps_for(
+                pace.seconds_per_step, min(programs.capacity, programs.full_steps - done)
+            )
             started = time.perf_counter()
             state, outputs = programs.chunk(
                 state, programs.x, programs.y, order_device, done, count
             )
-            values = np.asarray(outputs)[:, :count]  # waits for the chunk
-            calls += 1
-            if calls > 1:  # the first call compiles
-                seconds_per_step = (time.perf_counter() - started) / count
-            go_on = recorder.record(epoch, done, values[0], values[1], values[2], started=started)
+            if in_flight is not None:  # recorded while the chunk just started runs
+                _record(recorder, epoch, in_flight, pace)
+            in_flight = _Chunk(done, count, outputs, started)
             done += count
-        if go_on and programs.rest:
+        if in_flight is not None and not recorder.diverged:  # it ran: a stop keeps it
+            _record(recorder, epoch, in_flight, pace)
+        if programs.rest and not recorder.finished:
             indices = jnp.asarray(order[programs.full_steps * batch_size :])
             started = time.perf_counter()
             state, outputs = programs.last_batch(state, programs.x, programs.y, indices)
-            values = np.asarray(outputs)
-            go_on = recorder.record(
-                epoch, programs.full_steps, values[0], values[1], values[2], started=started
-            )
+            _record(recorder, epoch, _Chunk(programs.full_steps, 1, outputs, started), None)
         _assign(model, state)
         logs = epoch_logs(model, recorder.epoch_loss(epoch))
         validation = model.evaluate(
             arrays.x_val, arrays.y_val, batch_size=val_batch, verbose=0, return_dict=True
         )
         logs.update({f"val_{key}": float(value) for key, value in validation.items()})
-        if not recorder.end_epoch(epoch, logs) or not go_on:
+        if not recorder.end_epoch(epoch, logs):
             break
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    first_batch: int
+    count: int
+    outputs: Any  # (3, capacity) on the device: loss, rate, grad norm of each step
+    started: float  # when it was dispatched
+
+
+class _Pace:
+    """Seconds per step of the chunks so far (the latest; the first call, which compiles,
+    left out), for the size of the next."""
+
+    def __init__(self) -> None:
+        self.seconds_per_step: float | None = None
+        self.calls = 0
+        self.last_end = 0.0
+
+
+def _record(recorder: StepRecorder, epoch: int, chunk: _Chunk, pace: _Pace | None) -> None:
+    """Waits for the chunk, then records its steps (and measures its pace)."""
+    values = np.asarray(chunk.outputs)[:, : chunk.count]
+    if pace is not None:
+        end = time.perf_counter()
+        pace.calls += 1
+        if pace.calls > 1:  # it started when it was dispatched or when the one before ended
+            pace.seconds_per_step = (end - max(chunk.started, pace.last_end)) / chunk.count
+        pace.last_end = end
+    recorder.record(
+        epoch, chunk.first_batch, values[0], values[1], values[2], started=chunk.started
+    )

@@ -158,13 +158,15 @@ def _resize_executions(
     model: keras.Model, records: InGraphRecords, timings: list[tuple[float, int]]
 ) -> None:
     """Sets `steps_per_execution` to about CHUNK_SECONDS of steps, from the epoch's timings
-    (the first execution, which may have traced and compiled, left out)."""
+    (the first execution, which may have traced and compiled, left out), when the size now
+    is off by 4x or more: a new size retraces and recompiles the train function."""
     measured = timings[1:] or timings
     seconds = sum(t for t, _ in measured)
     steps = sum(n for _, n in measured)
     if not steps:
         return
     wanted = steps_for(seconds / steps, records.capacity)
-    if wanted != model.steps_per_execution:
+    now = model.steps_per_execution
+    if wanted >= 4 * now or 4 * wanted <= now:
         model.steps_per_execution = wanted
         model.make_train_function(force=True)
