@@ -53,17 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [  # as tests/e2e/conftest.py launches it
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM = "/usr/bin/chromium"  # as tests/e2e/conftest.py launches it, with its flags
 VIEWPORT = {"width": 1400, "height": 1000}
 BACKENDS = ("jax", "tensorflow")
 # Plain SGD at 0.01, as tests/e2e trains online (the page's defaults, 0.05 with momentum 0.9,
@@ -344,6 +334,7 @@ def dashboard(root: Path, log: Path) -> Iterator[Dashboard]:
     both ended on the way out, whatever happened (the server with its workers)."""
     from playwright.sync_api import sync_playwright
 
+    from tests.e2e.conftest import CHROMIUM_FLAGS
     from tests.serving import free_port, served
 
     runs_dir = root / "dashboard_runs"

@@ -9,9 +9,13 @@ chunk of steps and marks the run `stopped`. Any process can stop any running run
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import sys
+import types
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -76,9 +80,26 @@ def start_training(config: TrainingConfig, runs_dir: str | os.PathLike) -> Train
         name="sgdplus-training",
         daemon=False,
     )
-    process.start()
+    with _without_main_module():
+        process.start()
     sender.close()
     return TrainingJob(process, receiver)
+
+
+@contextlib.contextmanager
+def _without_main_module() -> Iterator[None]:
+    """While a worker is spawned, an empty `__main__`: `spawn` runs the parent's main
+    module again in the child before the target, and under Streamlit that module is the
+    app's script (Streamlit installs it as `__main__`), whose imports would load Keras
+    before the worker has chosen its backend and devices. The worker needs nothing from
+    `__main__` (its target lives in this module, its config is plain data)."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")  # no __file__, no __spec__
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def _worker_main(config_dict: dict[str, Any], runs_dir: str, connection: Connection) -> None:

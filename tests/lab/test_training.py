@@ -3,7 +3,9 @@
 import math
 import os
 import signal
+import sys
 import time
+import types
 
 import keras
 import numpy as np
@@ -231,3 +233,21 @@ def test_recorded_rate_is_the_rate_each_step_used(tmp_path, schedule, optimizer)
         rate = fresh.current_learning_rate if optimizer == "sgdplus" else fresh.learning_rate
         used.append(float(keras.ops.convert_to_numpy(rate)))
     np.testing.assert_allclose(batches.learning_rate.to_numpy(), np.array(used), rtol=2.0**-21)
+
+
+def test_a_worker_started_under_streamlit_does_not_run_the_app_script_again(tmp_path, monkeypatch):
+    """Streamlit installs the page's script as `__main__`; `spawn` would run `__main__`
+    again in the worker before the target (loading Keras before the worker picks its
+    backend). The worker must start clean: the script's side effect never happens."""
+    marker = tmp_path / "the app script ran in the worker"
+    script = tmp_path / "app.py"
+    script.write_text(f"open({str(marker)!r}, 'w').close()\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    job = start_training(TrainingConfig(dataset="iris", model=SMALL, epochs=1), tmp_path / "runs")
+    run_id = job.run_id()
+    assert job.wait(120) == 0
+    assert sys.modules["__main__"] is fake_main  # given back after the spawn
+    assert not marker.exists()
+    assert RunStore(tmp_path / "runs").load_meta(run_id)["status"] == "completed"
