@@ -23,6 +23,7 @@ import pytest
 
 from keras_sgdplus.lab import accelerators
 from keras_sgdplus.lab.accelerators import HIDDEN_ACCELERATORS, SERVER_MARKER
+from keras_sgdplus.lab.jobs import _without_main_module
 
 REPO = Path(__file__).resolve().parents[2]
 WATCHED = (
@@ -272,7 +273,8 @@ def spawn_and_report(backend: str, device: str) -> dict:
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_report_prepared_environment, args=(sender, backend, device))
-    child.start()
+    with _without_main_module():  # as jobs.start_training spawns a worker (after an AppTest
+        child.start()  # in this process, `__main__` is a page script that imports Keras)
     sender.close()
     try:
         assert receiver.poll(120), "the spawned child reported nothing"
