@@ -31,7 +31,6 @@ from keras_sgdplus.lab import datasets as datasets_module
 from keras_sgdplus.lab import engine
 from keras_sgdplus.lab.accelerators import environment, resolve_backend, select_device
 from keras_sgdplus.lab.config import TrainingConfig
-from keras_sgdplus.lab.engine import keras_fit
 from keras_sgdplus.lab.engine.common import TrainingArrays
 from keras_sgdplus.lab.engine.keras_fit import BatchLoss
 from keras_sgdplus.lab.engine.order import batch_sizes_of
@@ -191,9 +190,9 @@ def run_training(
                 ],
             )
         recorder = StepRecorder(batches, writer.append_epoch, batch_sizes, stop, progress)
-        train = {"jax_chunks": _jax_path, "tf_fit": _tf_path, "keras_fit": _keras_path}[chosen]
+        train = engine.train_function(chosen)
         with device_context():
-            train()(model, arrays, batch_size, range(config.epochs), config.seed, recorder)
+            train(model, arrays, batch_size, range(config.epochs), config.seed, recorder)
         batches.close()
         status = "diverged" if recorder.diverged else "stopped" if recorder.stopped else "completed"
         writer.update(
@@ -210,22 +209,6 @@ def run_training(
     finally:
         writer.close()
     return writer.run_id
-
-
-def _jax_path() -> Callable[..., None]:
-    from keras_sgdplus.lab.engine import jax_chunks
-
-    return jax_chunks.train
-
-
-def _tf_path() -> Callable[..., None]:
-    from keras_sgdplus.lab.engine import tf_fit
-
-    return tf_fit.train
-
-
-def _keras_path() -> Callable[..., None]:
-    return keras_fit.train
 
 
 def default_name(config: TrainingConfig) -> str:

@@ -14,6 +14,9 @@ each chunk's per-step loss, learning rate and gradient norm to `recorder.StepRec
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+
 PATHS = ("auto", "jax_chunks", "tf_fit", "keras_fit")
 
 
@@ -31,3 +34,9 @@ def choose_path(requested: str, backend: str, distributed: bool) -> str:
             f"`path` {requested} cannot train on {where}. Received: path={requested!r}"
         )
     return requested
+
+
+def train_function(path: str) -> Callable[..., None]:
+    """The `train(model, arrays, batch_size, epochs, seed, recorder)` of a path (one of
+    `PATHS` but "auto"), imported on first use: a JAX run never imports TensorFlow."""
+    return importlib.import_module(f"{__name__}.{path}").train  # type: ignore[no-any-return]

@@ -106,9 +106,9 @@ def make_step(model: keras.Model) -> Callable[[State, Any, Any], tuple[State, An
         mapping = list(zip(model.metrics_variables, metrics_values, strict=True))
         with keras.StatelessScope(state_mapping=mapping) as scope:
             model.compute_metrics(x, y, y_pred, None)
+        updated = [scope.get_current_value(v) for v, _ in mapping]
         metrics_values = [
-            scope.get_current_value(v) if scope.get_current_value(v) is not None else value
-            for v, value in mapping
+            new if new is not None else old for new, (_, old) in zip(updated, mapping, strict=True)
         ]
         outputs = jnp.stack([jnp.asarray(loss, "float32"), rate, grad_norm])
         return (trainable, non_trainable, optimizer_values, metrics_values), outputs
@@ -120,8 +120,6 @@ class JaxChunks:
     """The compiled programs of one run: a chunk of full batches, and the last batch."""
 
     def __init__(self, model: keras.Model, arrays: TrainingArrays, batch_size: int) -> None:
-        self.model = model
-        self.batch_size = batch_size
         self.x = jnp.asarray(arrays.x_train)
         self.y = jnp.asarray(arrays.y_train)
         self.full_steps, self.rest = divmod(arrays.n_train, batch_size)
