@@ -1,7 +1,8 @@
 """The keras-sgdplus dashboard: `streamlit run dashboard/app.py` (or `sgdplus dashboard`).
 
-This file keeps the server off the GPUs, checks where it is served
-(`keras_sgdplus.lab.serving`) and routes; each page lives in `dashboard/app_pages/`.
+This file keeps the server off the GPUs, keeps its garbage collections cheap, checks where
+it is served (`keras_sgdplus.lab.serving`) and routes; each page lives in
+`dashboard/app_pages/`.
 """
 
 # First, before any page imports Keras: the server runs Keras on the CPU only, and must never
@@ -10,6 +11,13 @@ This file keeps the server off the GPUs, checks where it is served
 from keras_sgdplus.lab.accelerators import keep_server_off_accelerators
 
 keep_server_off_accelerators()
+
+# Then Keras with its backend and the libraries the pages draw with, loaded once per server
+# and frozen out of garbage collection: Streamlit collects after every rerun of the live
+# view, and walking these objects cost 0.3-0.5 s of CPU each time (lab/server_memory.py).
+from keras_sgdplus.lab import server_memory  # noqa: E402
+
+server_memory.load_and_freeze()
 
 from pathlib import Path  # noqa: E402
 
