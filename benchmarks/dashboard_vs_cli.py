@@ -150,6 +150,12 @@ def process_table() -> dict[int, tuple[int, float]]:
     return table
 
 
+def command_name(pid: int) -> str:
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+    return ""
+
+
 def descendants(table: dict[int, tuple[int, float]], root: int) -> set[int]:
     children: dict[int, list[int]] = {}
     for pid, (parent, _) in table.items():
@@ -178,10 +184,13 @@ class CpuWatch:
     def _groups(self, table) -> dict[str, dict[int, float]]:
         workers = descendants(table, self.server_pid)
         browser = descendants(table, os.getpid()) - workers - {self.server_pid}
+        chromium = {pid for pid in browser if "chrom" in command_name(pid)}
         return {
             "server": {p: table[p][1] for p in [self.server_pid] if p in table},
             "worker": {p: table[p][1] for p in workers},
-            "browser": {p: table[p][1] for p in browser},
+            "chromium": {p: table[p][1] for p in chromium},
+            # Playwright's driver and this process: what a user's browser does not run
+            "driver": {p: table[p][1] for p in (browser - chromium) | {os.getpid()}},
         }
 
     def sample(self) -> None:
@@ -282,6 +291,7 @@ def dashboard_run(board: Dashboard, backend: str, epochs: int, repeat: int, dead
         started = time.perf_counter()
         button(page, "Start training").click()
         run_id = None
+        polls = 0
         while True:  # the run's meta.json tells when it has ended; the page stays open
             now = time.monotonic()
             if now > deadline or time.perf_counter() - started > RUN_TIMEOUT:
@@ -293,8 +303,11 @@ def dashboard_run(board: Dashboard, backend: str, epochs: int, repeat: int, dead
             elif store.load_meta(run_id)["status"] != "running" or not store.is_active(run_id):
                 watch.sample()
                 break
+            polls += 1
+            # the bar, read as often as it changes (live.PROGRESS_REFRESH_SECONDS): each read
+            # makes Chromium work, which a user's eyes do not
             with contextlib.suppress(Exception):  # the bar comes and goes with the fragment
-                if progress.count():
+                if polls % 4 == 0 and progress.count():
                     text = progress.inner_text(timeout=1_000).strip()
                     if not seen or seen[-1][1] != text:
                         seen.append((time.perf_counter() - started, text))
@@ -442,21 +455,22 @@ def report(results: list[Measurement], args: argparse.Namespace, load: str) -> N
     for backend in args.backends:
         runs = [r for r in results if (r.backend, r.mode) == (backend, "dashboard")]
         span = sum(r.cpu_window_s for r in runs)
-        server, browser, worker = (
+        server, chromium, driver, worker = (
             sum(r.cpu.get(name, 0.0) for r in runs) / span
-            for name in ("server", "browser", "worker")
+            for name in ("server", "chromium", "driver", "worker")
         )
         cli_cpu = min(r.cpu["worker"] for r in results if (r.backend, r.mode) == (backend, "cli"))
         board_cpu = min(r.cpu["worker"] for r in runs)
         shares.append(
-            f"{backend}: server {server:.0%}, browser {browser:.0%}, worker {worker:.0%} of "
+            f"{backend}: server {server:.0%}, Chromium {chromium:.0%}, the benchmark's "
+            f"driver and Playwright {driver:.0%}, worker {worker:.0%} of "
             f"a core from Start to the run's end; the worker's own CPU time {board_cpu:.1f} s "
             f"against the CLI's {cli_cpu:.1f} s"
         )
     print(
         f"What limits the figures: {os.cpu_count()} CPU cores shared with the worker by the "
-        "Streamlit server (the live view re-reads the curves and rebuilds three charts every "
-        "1-10 s) and by Chromium drawing them, while a dashboard run trains ("
+        "Streamlit server (the live view's progress every 2 s, its charts every 2-8 s, "
+        "reading only the new lines) and by Chromium drawing them, while a dashboard run trains ("
         + "; ".join(shares)
         + f"); the machine is shared with other work (load average {load}): the "
         f"repetitions' training steps/s differed by up to {spread(results):.0%}."

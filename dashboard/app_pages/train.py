@@ -386,22 +386,19 @@ def start_run(store: RunStore, config: run_config.TrainingConfig) -> None:
     st.rerun()
 
 
-def run_panel(store: RunStore, run_id: str, options: dict) -> None:
-    """The watched run: its status, progress, Stop button and curves."""
-    started = time.perf_counter()
+def status_panel(store: RunStore, run_id: str) -> None:
+    """The watched run's name and status: while it trains, its progress and a Stop button
+    (refreshed every second from the run's metadata and last batch line); then its outcome."""
     try:
         meta = store.load_meta(run_id)
-        batches = curve_follower(store, run_id, "batches").update()
-        epochs = curve_follower(store, run_id, "epochs").update()
+        last_batch = store.last_row(run_id, "batches")
     except RunStoreError as error:
         st.error(f"This run cannot be shown: {error}")
         return
-    status = meta["status"]
-    running = status == "running" and store.is_active(run_id)
-    name = meta["name"]
-    st.subheader(name)
+    running = meta["status"] == "running" and store.is_active(run_id)
+    st.subheader(meta["name"])
     if running:
-        progress = live.progress_of(meta, batches)
+        progress = live.progress_of(meta, last_batch)
         bar, stop = st.columns([5, 1])
         bar.progress(progress.fraction or 0.0, text=progress.text)
         stopping = stop.button(
@@ -413,15 +410,28 @@ def run_panel(store: RunStore, run_id: str, options: dict) -> None:
             st.toast("Stopping after the current chunk of steps…")
     else:
         show_outcome(meta)
+        if st.session_state.get(REFRESH) is not None:  # it was live when the page ran
+            st.rerun()  # the whole page: final curves, the form's Start button free again
+
+
+def curves_panel(store: RunStore, run_id: str, options: dict) -> None:
+    """The watched run's curves; while it trains, redrawn every 2-8 s
+    (`lab.live.refresh_seconds`) from the lines added since the last redraw."""
+    started = time.thread_time()  # this script thread's CPU: what the worker beside it loses
+    try:
+        name = store.load_meta(run_id)["name"]
+        batches = curve_follower(store, run_id, "batches").update()
+        epochs = curve_follower(store, run_id, "epochs").update()
+    except RunStoreError:
+        return  # the status panel above says why
     common.curve_views({name: batches}, {name: epochs}, options, key="train")
-    polling = st.session_state.get(REFRESH)  # None: this panel is not polling
-    if polling is not None and not running:
-        st.rerun()  # the whole page: the form's Start button is free again
+    polling = st.session_state.get(REFRESH)  # None: these curves are not polled
+    if polling is None:
+        return
     # slower as the run grows or the machine is busy, never faster while it trains: each
     # change of interval reruns the whole page
-    wanted = live.refresh_seconds(len(batches), time.perf_counter() - started)
-    wanted = max(wanted, polling or 1)
-    if running and wanted != polling:
+    wanted = max(live.refresh_seconds(len(batches), time.thread_time() - started), polling)
+    if wanted != polling:
         st.session_state[REFRESH] = wanted
         st.rerun()  # the whole page: the fragment polls at the new interval
 
@@ -475,10 +485,14 @@ if watched and not store.path_of(watched, must_exist=False).is_dir():
 if watched:
     st.session_state[WATCHED] = watched
     options = common.curve_controls("train")
-    # a live run is polled at the interval its panel last asked for (1 s to begin with)
-    refresh = (st.session_state.get(REFRESH) or 1) if watched == live_run else None
+    # a live run: its status every second, its charts at the interval their panel last
+    # asked for (2 s to begin with)
+    is_live = watched == live_run
+    refresh = (st.session_state.get(REFRESH) or live.CHART_REFRESH_SECONDS[0]) if is_live else None
     st.session_state[REFRESH] = refresh
-    st.fragment(run_every=refresh)(run_panel)(store, watched, options)
+    progress_every = live.PROGRESS_REFRESH_SECONDS if is_live else None
+    st.fragment(run_every=progress_every)(status_panel)(store, watched)
+    st.fragment(run_every=refresh)(curves_panel)(store, watched, options)
     st.divider()
 with st.expander("New run", expanded=live_run is None):
     new_run_form(store, training_now=live_run is not None)

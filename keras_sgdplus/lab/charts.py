@@ -60,6 +60,9 @@ X_AXES: dict[str, str] = {
 """The x-axis choices and their axis titles."""
 
 DEFAULT_MAX_POINTS = 2000
+#: Epoch lines longer than this are drawn without a point per epoch: hundreds of points
+#: hide the line, and every point is a mark the browser draws again at each live refresh.
+EPOCH_POINTS_UP_TO = 100
 #: Distinct colours for runs and splits (Streamlit's theme would give shades of one hue).
 CATEGORY_SCALE = alt.Scale(scheme="tableau10")
 MIN_POINTS_PER_RUN = 300
@@ -400,7 +403,8 @@ def epoch_chart(
     title: str | None = None,
 ) -> alt.Chart:
     """The epoch-averaged view of one metric from ``epoch_curve_data``: train and validation
-    as lines with points; with several runs, color by run and dash by split.
+    as lines, with a point at each epoch while a line has at most ``EPOCH_POINTS_UP_TO``
+    epochs; with several runs, color by run and dash by split.
 
     ``log_scale`` puts the y axis on a log scale, dropping non-positive values.
     """
@@ -434,9 +438,10 @@ def epoch_chart(
         encoding["detail"] = alt.Detail("split:N")
     else:
         encoding["color"] = alt.Color("split:N", title="Split", scale=CATEGORY_SCALE)
+    per_line = data.groupby(["run", "split"]).size().max() if len(data) else 0
     chart = (
         alt.Chart(data)
-        .mark_line(point=True)
+        .mark_line(point=bool(per_line <= EPOCH_POINTS_UP_TO))
         .encode(**encoding)
         .properties(title=title or f"{name} per epoch")
     )

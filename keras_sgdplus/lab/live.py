@@ -2,13 +2,14 @@
 its curves so far, read a little at a time.
 
 No Streamlit here: the train page asks `newest_live_run` which run to show after a reload or
-in a second tab, `progress_of` what its progress bar says, and keeps a `CurveFollower` per
-curve in its session state so that a refresh reads only the lines added since the last.
+in a second tab, `progress_of` what its progress bar says (every second), `refresh_seconds`
+how often to redraw the charts, and keeps a `CurveFollower` per curve in its session state
+so that a refresh reads only the lines added since the last.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,18 +46,20 @@ class Progress:
     text: str
 
 
-def progress_of(meta: dict[str, Any], batches: pd.DataFrame) -> Progress:
-    """The progress of a run from its metadata and its batches so far.
+def progress_of(meta: dict[str, Any], last_batch: Mapping[str, float] | None) -> Progress:
+    """The progress of a run from its metadata and its last recorded batch
+    (`RunStore.last_row(run_id, "batches")`, None before the first).
 
-    `fraction = steps_done / total_steps`, where the worker writes `total_steps` (steps per
-    epoch x epochs) into the summary once the data is loaded; clipped to [0, 1].
+    `fraction = steps_done / total_steps`, where steps_done is the last batch's `step` + 1
+    (steps count from 0) and the worker writes `total_steps` (steps per epoch x epochs)
+    into the summary once the data is loaded; clipped to [0, 1].
     """
     summary = meta.get("summary") or {}
     config = meta.get("config") or {}
     total = summary.get("total_steps")
     per_epoch = summary.get("steps_per_epoch")
     epochs = config.get("epochs")
-    steps = len(batches)
+    steps = int(last_batch["step"]) + 1 if last_batch else 0
     if not isinstance(total, int) or total < 1:
         return Progress(None, "Loading the data and building the model…")
     epoch = 1
@@ -64,34 +67,42 @@ def progress_of(meta: dict[str, Any], batches: pd.DataFrame) -> Progress:
         epoch = steps // per_epoch + 1
         if isinstance(epochs, int):
             epoch = min(epoch, epochs)
-    last_loss = batches["loss"].iloc[-1] if steps else None
     text = f"Epoch {epoch} of {epochs} · step {steps:,} of {total:,}"
-    if last_loss is not None:
-        text += f" · last batch loss {last_loss:.4g}"
+    if last_batch:
+        text += f" · last batch loss {last_batch['loss']:.4g}"
     return Progress(min(steps / total, 1.0), text)
 
 
-#: Batches recorded per second of refresh interval (benchmarks/live_view.py, 2-core CPU: a
+#: The live view's progress bar (and Stop) refreshes every 2 s: it reads the run's
+#: metadata and the last line of its batches, the same few kilobytes at any length.
+PROGRESS_REFRESH_SECONDS = 2
+#: Batches recorded per second of chart interval (benchmarks/live_view.py, 2-core CPU: a
 #: refresh reading the curves whole takes about 0.1 s at 100k batches, 0.65-0.9 s at 1M; the
 #: train page's `CurveFollower`s read only the new lines, and its refresh at 1.1M batches,
 #: 1 s of new ones at 100k/s, takes about 0.16-0.23 s, two thirds of it the charts).
 BATCHES_PER_REFRESH_SECOND = 150_000
-MAX_REFRESH_SECONDS = 10
-#: The share of its interval a refresh may take in the server (the browser's drawing of the
-#: charts costs about as much again): on a 2-core machine every CPU-second the live view
-#: takes is one the training worker does not get (benchmarks/dashboard_vs_cli.py).
+#: The chart intervals: each change of interval reruns the whole page (Streamlit fixes a
+#: fragment's interval when the page runs), so they double, and a long run changes at most
+#: twice.
+CHART_REFRESH_SECONDS = (2, 4, 8)
+#: The share of its interval a chart refresh may take of the server's CPU: on a 2-core
+#: machine every CPU-second the live view takes is one the training worker does not get
+#: (benchmarks/dashboard_vs_cli.py). CPU time, not wall time: a server starved by the
+#: worker beside it is slow without costing more, and must not slow its view down for that.
 LIVE_VIEW_SHARE = 0.05
 
 
-def refresh_seconds(n_batches: int, refresh_cost: float = 0.0) -> int:
-    """How often the live view polls a run of `n_batches` recorded batches whose last
-    refresh took `refresh_cost` seconds in the server:
-    `max(ceil(n / 150,000), ceil(refresh_cost / 0.05))` seconds, at least 1 and at most 10,
-    so a refresh stays a small part of the interval however long the run grows and however
-    slow the machine."""
-    by_size = -(-max(n_batches, 1) // BATCHES_PER_REFRESH_SECOND)
-    by_cost = math.ceil(max(refresh_cost, 0.0) / LIVE_VIEW_SHARE - 1e-9)
-    return min(max(by_size, by_cost, 1), MAX_REFRESH_SECONDS)
+def refresh_seconds(n_batches: int, refresh_cpu_seconds: float = 0.0) -> int:
+    """How often the live view redraws the charts of a run of `n_batches` recorded batches
+    whose last chart refresh took `refresh_cpu_seconds` of the server's CPU: the first of
+    2, 4, 8 s at least `max(n / 150,000, cpu / 0.05)` (8 s past that), so a refresh stays
+    a small part of its interval however long the run grows and however slow the machine."""
+    needed = max(max(n_batches, 0) / BATCHES_PER_REFRESH_SECOND, 0.0)
+    needed = max(needed, max(refresh_cpu_seconds, 0.0) / LIVE_VIEW_SHARE)
+    for seconds in CHART_REFRESH_SECONDS:
+        if needed <= seconds:
+            return seconds
+    return CHART_REFRESH_SECONDS[-1]
 
 
 class CurveFollower:

@@ -449,6 +449,31 @@ def _read_curve_since(run_dir: Path, kind: str, offset: int) -> CurveTail:
     return CurveTail(_parse_curve(kind, _decode(chunk, filename)), len(chunk), offset > 0)
 
 
+def _last_curve_row(run_dir: Path, kind: str) -> dict[str, float] | None:
+    """The last complete line of a curve file as {column: value}, read from its header line
+    and its last 64 KiB only; None while the file has no complete data line."""
+    filename = _CURVE_FILES[kind]
+    try:
+        with open(run_dir / filename, "rb") as f:
+            head = f.read(_TAIL_BYTES)
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - _TAIL_BYTES))
+            tail = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise RunStoreError(f"{filename} cannot be read: {e}") from None
+    if b"\n" not in head:
+        return None
+    header = head[: head.index(b"\n") + 1]
+    complete = tail[: tail.rfind(b"\n") + 1]
+    last = complete[complete.rfind(b"\n", 0, len(complete) - 1) + 1 :]
+    if size <= len(header) or not last or last == header:
+        return None
+    row = _parse_curve(kind, _decode(header + last, filename), after_byte=size - len(last))
+    return {column: float(value) for column, value in row.iloc[0].items()}
+
+
 def _number_or_empty(field: str) -> bool:
     if field == "":
         return True
@@ -1017,6 +1042,17 @@ class RunStore:
         path = self.path_of(run_id)
         try:
             return _read_curve(path, curve)
+        except RunStoreError as e:
+            raise self._reason(run_id, e) from None
+
+    def last_row(self, run_id: str, curve: str) -> dict[str, float] | None:
+        """The last complete row of a curve as {column: value} (None before the first),
+        read from the file's header and its end only: what a progress bar needs, at the same
+        cost at a million rows as at ten."""
+        if curve not in CURVES:
+            raise RunStoreError(f"bad curve {_show(curve)}: expected one of {CURVES}")
+        try:
+            return _last_curve_row(self.path_of(run_id), curve)
         except RunStoreError as e:
             raise self._reason(run_id, e) from None
 

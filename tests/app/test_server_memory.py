@@ -61,8 +61,10 @@ def test_load_and_freeze_freezes_once_and_later_cycles_are_still_collected(tmp_p
         """,
         tmp_path,
     )
-    assert result["first"] is True and result["second"] is False
-    assert result["decimal"] and not result["fractions"]  # the second call imports nothing
+    assert result["first"] is True
+    assert result["second"] is False
+    assert result["decimal"]
+    assert not result["fractions"]
     assert result["frozen"] >= result["before"]
     assert result["tracked_after"] < 100  # nothing left for a collection to walk
     assert result["collected"] >= 2  # both nodes of the cycle (and their dicts)

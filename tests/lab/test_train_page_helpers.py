@@ -4,7 +4,6 @@ import hashlib
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from keras_sgdplus.lab import datasets, live, preview_charts, training, uploads
@@ -125,36 +124,71 @@ def test_newest_live_run_is_the_newest_run_a_writer_holds(tmp_path):
 
 
 def test_progress_is_steps_done_over_the_planned_steps():
-    batches = pd.DataFrame({"loss": [2.0, 1.5, 1.25, 0.75, 0.5]})
     meta = {"config": {"epochs": 4}, "summary": {"total_steps": 8, "steps_per_epoch": 2}}
-    progress = live.progress_of(meta, batches)
+    fifth = {"step": 4.0, "epoch": 2.0, "batch": 0.0, "loss": 0.5}  # steps count from 0
+    progress = live.progress_of(meta, fifth)
     assert progress.fraction == 5 / 8
     assert progress.text == "Epoch 3 of 4 · step 5 of 8 · last batch loss 0.5"
-    assert live.progress_of(meta, batches.iloc[:0]).fraction == 0.0
-    unknown = live.progress_of({"config": {"epochs": 4}, "summary": {}}, batches)
+    assert live.progress_of(meta, None).fraction == 0.0
+    unknown = live.progress_of({"config": {"epochs": 4}, "summary": {}}, fifth)
     assert unknown.fraction is None
     assert "Loading" in unknown.text
-    done = live.progress_of(meta, pd.DataFrame({"loss": [1.0] * 9}))
+    done = live.progress_of(meta, {**fifth, "step": 8.0})
     assert done.fraction == 1.0
     assert done.text.startswith("Epoch 4 of 4")
 
 
-@pytest.mark.parametrize(
-    ("n_batches", "cost", "seconds"),
-    [(10, 0.04, 1), (10, 0.05, 1), (10, 0.051, 2), (10, 0.3, 6), (200_000, 0.06, 2), (10, 5.0, 10)],
-)
-def test_live_view_polls_less_often_when_a_refresh_is_slow(n_batches, cost, seconds):
-    # a refresh takes at most 5% of its interval in the server: ceil(cost / 0.05) seconds
-    assert live.refresh_seconds(n_batches, refresh_cost=cost) == seconds
-    by_cost = math.ceil(round(cost / 0.05, 9))
-    assert seconds == min(max(math.ceil(n_batches / 150_000), by_cost, 1), 10)
+def test_progress_reads_the_last_batch_written_from_the_end_of_the_file(tmp_path):
+    store = RunStore(tmp_path)
+    writer = store.create("run", {"epochs": 2}, {})
+    assert store.last_row(writer.run_id, "batches") is None
+    rows = [
+        {
+            "step": i,
+            "epoch": i // 5000,
+            "batch": i % 5000,
+            "loss": 1 / (i + 1),
+            "learning_rate": 0.1,
+            "batch_size": 1,
+            "samples_seen": i + 1,
+            "wall_time": i * 1e-3,
+            "grad_norm": 2.0,
+        }
+        for i in range(9000)
+    ]
+    writer.append_batches(rows[:1])
+    assert store.last_row(writer.run_id, "batches") == pytest.approx(rows[0])
+    writer.append_batches(rows[1:])  # far past the 64 KiB read from the end
+    with open(store.path_of(writer.run_id) / "batches.csv", "a") as f:
+        f.write("9000,1,4000,0.5")  # a line still being written is not read
+    assert store.last_row(writer.run_id, "batches") == pytest.approx(rows[-1])
+    assert store.last_row(writer.run_id, "batches") == pytest.approx(
+        store.load_curve(writer.run_id, "batches").iloc[-1].to_dict()
+    )
+    assert store.last_row(writer.run_id, "epochs") is None
+    writer.close()
 
 
 @pytest.mark.parametrize(
-    ("n_batches", "seconds"),
-    [(0, 1), (1, 1), (150_000, 1), (150_001, 2), (1_000_000, 7), (10_000_000, 10)],
+    ("n_batches", "cpu", "seconds"),
+    [
+        (10, 0.0, 2),
+        (10, 0.1, 2),
+        (10, 0.101, 4),
+        (10, 0.2, 4),
+        (10, 0.35, 8),
+        (10, 5.0, 8),
+        (300_000, 0.0, 2),
+        (300_001, 0.0, 4),
+        (1_000_000, 0.01, 8),
+        (10_000_000, 0.0, 8),
+    ],
 )
-def test_live_view_polls_less_often_as_a_run_grows(n_batches, seconds):
-    # ceil(n / 150k) seconds, clipped to [1, 10]
-    assert live.refresh_seconds(n_batches) == seconds
-    assert seconds == min(max(math.ceil(max(n_batches, 1) / 150_000), 1), 10)
+def test_the_charts_refresh_less_often_as_a_run_grows_or_a_refresh_costs_more(
+    n_batches, cpu, seconds
+):
+    # the first of 2, 4, 8 s at least max(n / 150k, cpu / 0.05): a refresh takes at most 5%
+    # of its interval in the server's CPU
+    assert live.refresh_seconds(n_batches, refresh_cpu_seconds=cpu) == seconds
+    needed = max(n_batches / 150_000, cpu / 0.05)
+    assert seconds == next((s for s in (2, 4, 8) if needed <= s + 1e-12), 8)
