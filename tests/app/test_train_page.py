@@ -227,19 +227,25 @@ def test_a_dataset_that_cannot_be_downloaded_ends_as_a_clear_message(
 def test_the_live_view_polls_a_long_run_less_often(page, runs_dir: Path):
     store = RunStore(runs_dir)
     writer = store.create("a long run", TrainingConfig(epochs=1).to_dict(), {})  # held: live
+    writer.update(summary={"total_steps": 1_000_000, "steps_per_epoch": 1_000_000})
     try:
-        n = 200_000  # ceil(200k / 150k) = 2 s between refreshes, more if a refresh is slow
-        rows = [
-            {"step": i, "epoch": 0, "batch": i, "loss": 1.0 / (i + 1), "learning_rate": 0.01,
-             "batch_size": 1, "samples_seen": i + 1, "wall_time": i * 1e-3,
-             "grad_norm": 1.0 / (i + 2)}
-            for i in range(n)
-        ]  # fmt: skip
-        writer.append_batches(rows)
+        n = 400_000  # 400k / 150k = 2.7 s: the charts every 4 s, 8 if a redraw is slow
+        steps = np.arange(n)
+        writer.append_batch_columns(
+            {"step": steps, "epoch": np.zeros(n, dtype=int), "batch": steps,
+             "loss": 1.0 / (steps + 1), "learning_rate": np.full(n, 0.01),
+             "batch_size": np.ones(n, dtype=int), "samples_seen": steps + 1,
+             "wall_time": steps * 1e-3, "grad_norm": 1.0 / (steps + 2)}
+        )  # fmt: skip
         app = page("train")
         assert not app.exception
         assert app.subheader[0].value == "a long run"
-        assert 2 <= app.session_state["train_refresh_seconds"] <= 10
+        assert app.session_state["train_refresh_seconds"] in (4, 8)
+        # the progress bar, from the last line of batches.csv alone
+        [bar] = app.get("progress")
+        assert bar.value == 40  # percent: 400,000 of 1,000,000 steps
+        assert "step 400,000 of 1,000,000" in bar.proto.text
+        assert f"last batch loss {1 / n:.4g}" in bar.proto.text
     finally:
         writer.close()
     app.run()
