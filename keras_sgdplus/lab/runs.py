@@ -449,22 +449,28 @@ def _read_curve_since(run_dir: Path, kind: str, offset: int) -> CurveTail:
     return CurveTail(_parse_curve(kind, _decode(chunk, filename)), len(chunk), offset > 0)
 
 
+def _head_and_tail(path: Path) -> tuple[bytes, int, bytes] | None:
+    """The first and the last 64 KiB of a file and its size; None if it does not exist."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_TAIL_BYTES)
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - _TAIL_BYTES))
+            return head, size, f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise RunStoreError(f"{path.name} cannot be read: {e}") from None
+
+
 def _last_curve_row(run_dir: Path, kind: str) -> dict[str, float] | None:
     """The last complete line of a curve file as {column: value}, read from its header line
     and its last 64 KiB only; None while the file has no complete data line."""
     filename = _CURVE_FILES[kind]
-    try:
-        with open(run_dir / filename, "rb") as f:
-            head = f.read(_TAIL_BYTES)
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - _TAIL_BYTES))
-            tail = f.read()
-    except FileNotFoundError:
+    ends = _head_and_tail(run_dir / filename)
+    if ends is None or b"\n" not in ends[0]:
         return None
-    except OSError as e:
-        raise RunStoreError(f"{filename} cannot be read: {e}") from None
-    if b"\n" not in head:
-        return None
+    head, size, tail = ends
     header = head[: head.index(b"\n") + 1]
     complete = tail[: tail.rfind(b"\n") + 1]
     last = complete[complete.rfind(b"\n", 0, len(complete) - 1) + 1 :]
@@ -487,16 +493,10 @@ def _number_or_empty(field: str) -> bool:
 def _quick_check_curve(run_dir: Path, kind: str) -> None:
     """A cheap check for listings: the header and the last complete line of a curve file."""
     filename = _CURVE_FILES[kind]
-    try:
-        with open(run_dir / filename, "rb") as f:
-            head = f.read(_TAIL_BYTES)
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - _TAIL_BYTES))
-            tail = f.read()
-    except FileNotFoundError:
+    ends = _head_and_tail(run_dir / filename)
+    if ends is None:
         return
-    except OSError as e:
-        raise RunStoreError(f"{filename} cannot be read: {e}") from None
+    head, size, tail = ends
     if b"\n" not in head:
         if size > _TAIL_BYTES:
             raise RunStoreError(f"{filename} has no header line")
