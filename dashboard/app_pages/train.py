@@ -388,7 +388,8 @@ def start_run(store: RunStore, config: run_config.TrainingConfig) -> None:
 
 def status_panel(store: RunStore, run_id: str) -> None:
     """The watched run's name and status: while it trains, its progress and a Stop button
-    (refreshed every second from the run's metadata and last batch line); then its outcome."""
+    (refreshed every `live.PROGRESS_REFRESH_SECONDS` from the run's metadata and last batch
+    line); then its outcome."""
     try:
         meta = store.load_meta(run_id)
         last_batch = store.last_row(run_id, "batches")
@@ -485,8 +486,8 @@ if watched and not store.path_of(watched, must_exist=False).is_dir():
 if watched:
     st.session_state[WATCHED] = watched
     options = common.curve_controls("train")
-    # a live run: its status every second, its charts at the interval their panel last
-    # asked for (2 s to begin with)
+    # a live run: its status every 2 s, its charts at the interval their panel last asked
+    # for (2 s to begin with)
     is_live = watched == live_run
     refresh = (st.session_state.get(REFRESH) or live.CHART_REFRESH_SECONDS[0]) if is_live else None
     st.session_state[REFRESH] = refresh

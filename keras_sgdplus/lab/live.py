@@ -2,7 +2,7 @@
 its curves so far, read a little at a time.
 
 No Streamlit here: the train page asks `newest_live_run` which run to show after a reload or
-in a second tab, `progress_of` what its progress bar says (every second), `refresh_seconds`
+in a second tab, `progress_of` what its progress bar says (every 2 s), `refresh_seconds`
 how often to redraw the charts, and keeps a `CurveFollower` per curve in its session state
 so that a refresh reads only the lines added since the last.
 """
@@ -97,12 +97,8 @@ def refresh_seconds(n_batches: int, refresh_cpu_seconds: float = 0.0) -> int:
     whose last chart refresh took `refresh_cpu_seconds` of the server's CPU: the first of
     2, 4, 8 s at least `max(n / 150,000, cpu / 0.05)` (8 s past that), so a refresh stays
     a small part of its interval however long the run grows and however slow the machine."""
-    needed = max(max(n_batches, 0) / BATCHES_PER_REFRESH_SECOND, 0.0)
-    needed = max(needed, max(refresh_cpu_seconds, 0.0) / LIVE_VIEW_SHARE)
-    for seconds in CHART_REFRESH_SECONDS:
-        if needed <= seconds:
-            return seconds
-    return CHART_REFRESH_SECONDS[-1]
+    needed = max(n_batches / BATCHES_PER_REFRESH_SECOND, refresh_cpu_seconds / LIVE_VIEW_SHARE)
+    return next((s for s in CHART_REFRESH_SECONDS if needed <= s), CHART_REFRESH_SECONDS[-1])
 
 
 class CurveFollower:
