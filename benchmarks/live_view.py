@@ -3,7 +3,7 @@ batches are written.
 
 Run: `.venv/bin/python benchmarks/live_view.py` (`--quick` for a smoke run).
 
-Each refresh of the Train page's live panel (every 1-10 s while a run trains) gets the run's
+Each refresh of the Train page's live charts (every 2-8 s while a run trains) gets the run's
 curves and builds the three Vega-Lite specs it sends to the browser: the mini-batch view
 (smoothed, downsampled to at most 2000 points), the epoch-averaged view and the learning
 rate. All figures are the fastest of `--repeats`, each against an anchor measured in the

@@ -4,15 +4,16 @@ Streamlit collects garbage after every script run, each fragment rerun of the li
 included: `gc.collect(2)` (its `runner.postScriptGC` option), then, since Keras is loaded,
 `keras.backend.clear_session()`, which collects again. A full collection walks every object
 the collector tracks, and Keras with its backend brings about 275,000 (JAX) to 460,000
-(TensorFlow): 130-250 ms a collection on the 2-core CI machine, so 0.3-0.5 s of CPU for
+(TensorFlow): 140-250 ms a collection on the 2-core CI machine, so 0.3-0.5 s of CPU for
 each refresh of the live view, taken from the training worker beside it.
 
 Those objects (modules, classes, functions, the backends' registries) live as long as the
 server. `gc.freeze()` moves every tracked object into the permanent generation, which later
 collections skip (Python's `gc` documentation, "gc.freeze"); a collection after it walks only
-what the pages made since: about a millisecond. Reference counting still frees every object
-as before; only a reference cycle among objects alive at the freeze is never collected, which
-is why the freeze happens once, right after the imports, before any page makes data.
+what the pages made since (`benchmarks/server_gc.py` measures both). Reference counting
+still frees every object as before; only a reference cycle among objects alive at the
+freeze is never collected, which is why the freeze happens once, right after the imports,
+before any page makes data.
 """
 
 from __future__ import annotations
