@@ -1,7 +1,9 @@
 """Training speed of the lab against the anchors that do the same work, in steps per second.
 
 Run: `.venv/bin/python benchmarks/training_speed.py` (`--quick` for a smoke run; `--sets
-digits` or `--sets mnist`; `--batches 1,32`).
+digits` or `--sets mnist`; `--batches 1,32`; `--backends jax`). `--device gpu` runs every
+figure on the GPU (the lab's run with `device="gpu"`, the anchors where the backend puts
+them when it sees a GPU); the default `--device cpu` hides GPUs from every figure.
 
 The same model everywhere: the lab's default MLP (two hidden Dense layers of 64, ReLU,
 softmax), SGD with momentum 0.9 at 0.001, on `digits` (1,437 training samples) and on an
@@ -58,6 +60,9 @@ def mnist_shaped(path: Path, samples: int) -> None:
     np.savez(path, x=x.astype("float32"), y=y.astype("int64"))
 
 
+DEVICE = "cpu"  # the device every figure runs on (--device); set before any backend loads
+
+
 def lab_config(dataset: str, data_path: str | None, batch_size: int, epochs: int):
     from keras_sgdplus.lab.config import ModelSpec, OptimizerSpec, TrainingConfig
 
@@ -68,7 +73,7 @@ def lab_config(dataset: str, data_path: str | None, batch_size: int, epochs: int
         optimizer=OptimizerSpec(learning_rate=LEARNING_RATE, momentum=MOMENTUM),
         batch_size=batch_size,
         epochs=epochs,
-        device="cpu",
+        device=DEVICE,
     )
 
 
@@ -183,8 +188,28 @@ def scan_loop(x, y, classes: int, batch_size: int) -> float:
     return steps / min(seconds)
 
 
+def device_name(backend: str) -> str:
+    """What the figures of this process ran on: the GPU's name, or the CPU."""
+    if DEVICE == "cpu":
+        return "CPU"
+    if backend == "jax":
+        import jax
+
+        return str(jax.devices()[0].device_kind)
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return str(tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU"))
+
+
 def measure(backend: str, sets: list[str], batches: list[int], quick: bool) -> list[dict]:
-    """Every figure of one backend (run in a process with KERAS_BACKEND=backend)."""
+    """Every figure of one backend, in a process set up as a training worker is
+    (`accelerators.prepare_process`: the backend, the GPUs hidden for --device cpu, GPU
+    memory grown as needed otherwise)."""
+    from keras_sgdplus.lab.accelerators import prepare_process
+
+    prepare_process(backend, DEVICE)
+    device = device_name(backend)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         npz = Path(folder) / "mnist_shaped.npz"
@@ -194,7 +219,13 @@ def measure(backend: str, sets: list[str], batches: list[int], quick: bool) -> l
             x, y, classes = training_data(dataset, data_path)
             for batch_size in batches:
                 steps = -(-len(x) // batch_size)
-                row = {"set": name, "backend": backend, "batch": batch_size, "steps": steps}
+                row = {
+                    "set": name,
+                    "backend": backend,
+                    "batch": batch_size,
+                    "steps": steps,
+                    "device": device,
+                }
                 row["fit spe=1"] = bare_fit(x, y, classes, batch_size, 1)
                 row["fit spe=epoch"] = bare_fit(x, y, classes, batch_size, steps)
                 row["recorded run"], row["recorded run, whole"] = recorded_run(
@@ -212,17 +243,21 @@ def main() -> None:
     parser.add_argument("--sets", default="digits,mnist")
     parser.add_argument("--batches", default="1,32")
     parser.add_argument("--quick", action="store_true", help="a 2,000-sample MNIST-shaped set")
+    parser.add_argument("--backends", default="tensorflow,jax")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--backend", help=argparse.SUPPRESS)  # the child process's backend
     args = parser.parse_args()
     sets, batches = args.sets.split(","), [int(b) for b in args.batches.split(",")]
+    global DEVICE
+    DEVICE = args.device
     if args.backend:
         print(json.dumps(measure(args.backend, sets, batches, args.quick)))
         return
     rows: list[dict] = []
-    for backend in ("tensorflow", "jax"):
-        environment = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    for backend in args.backends.split(","):
+        environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         child = subprocess.run(
-            [sys.executable, __file__, "--backend", backend, *sys.argv[1:]],
+            [sys.executable, __file__, *sys.argv[1:], "--backend", backend],
             env=environment,
             stdout=subprocess.PIPE,
             text=True,
@@ -235,7 +270,8 @@ def main() -> None:
 def report(rows: list[dict]) -> None:
     from importlib.metadata import version
 
-    print(f"# keras {version('keras')}, {os.cpu_count()} CPU cores, steps per second")
+    devices = ", ".join(sorted({r["device"] for r in rows}))
+    print(f"# keras {version('keras')}, {os.cpu_count()} CPU cores, on {devices}, steps per second")
     print("| set | batch | steps/epoch | backend | recorded run (whole run) | fit spe=1 |"
           " fit spe=epoch | scan loop | recorded / best fit | recorded / scan |")  # fmt: skip
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")

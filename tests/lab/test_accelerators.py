@@ -33,6 +33,8 @@ WATCHED = (
     "TF_FORCE_GPU_ALLOW_GROWTH",
     "XLA_PYTHON_CLIENT_PREALLOCATE",
     "TF_CPP_MIN_LOG_LEVEL",
+    "JAX_DEFAULT_MATMUL_PRECISION",
+    "NVIDIA_TF32_OVERRIDE",
     SERVER_MARKER,
 )
 # Variables that the children below must not inherit from whoever runs the tests.
@@ -211,10 +213,13 @@ def test_prepare_process_picks_the_backend_keras_then_loads(backend):
         from keras_sgdplus.lab.accelerators import prepare_process
         chosen = prepare_process({backend!r}, "auto")
         import keras
+        import jax
         print(json.dumps({{"chosen": chosen, "keras": keras.backend.backend(),
                            "growth": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH"),
                            "prealloc": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"),
-                           "log": os.environ.get("TF_CPP_MIN_LOG_LEVEL")}}))
+                           "log": os.environ.get("TF_CPP_MIN_LOG_LEVEL"),
+                           "jax_matmuls": jax.config.jax_default_matmul_precision,
+                           "tf32": os.environ.get("NVIDIA_TF32_OVERRIDE")}}))
         """,
         KERAS_BACKEND=other,
     )
@@ -224,6 +229,8 @@ def test_prepare_process_picks_the_backend_keras_then_loads(backend):
         "growth": "true",
         "prealloc": "false",
         "log": "2",
+        "jax_matmuls": "highest",  # as JAX itself read it from the environment
+        "tf32": "0",
     }
 
 
@@ -234,7 +241,11 @@ def test_gpu_memory_settings_the_user_made_win(restored_environ):
     restored_environ["TF_FORCE_GPU_ALLOW_GROWTH"] = "false"
     restored_environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "true"
     restored_environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    restored_environ["JAX_DEFAULT_MATMUL_PRECISION"] = "tensorfloat32"
+    restored_environ["NVIDIA_TF32_OVERRIDE"] = "1"
     accelerators.prepare_process("auto", "gpu")
+    assert restored_environ["JAX_DEFAULT_MATMUL_PRECISION"] == "tensorfloat32"
+    assert restored_environ["NVIDIA_TF32_OVERRIDE"] == "1"
     assert restored_environ["TF_FORCE_GPU_ALLOW_GROWTH"] == "false"
     assert restored_environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"
     assert restored_environ["TF_CPP_MIN_LOG_LEVEL"] == "0"

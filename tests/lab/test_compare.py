@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from keras_sgdplus.lab import charts, compare
-from keras_sgdplus.lab.runs import RunStore, RunStoreError, RunSummary
+from keras_sgdplus.lab.runs import RunStore, RunStoreError, RunSummary, exact_float_reading
 
 
 def summary(run_id: str, name: str = "run", **kwargs) -> RunSummary:
@@ -204,7 +204,8 @@ def test_curve_csv_holds_the_rows_written(tmp_path: Path):
         writer.append_epoch({"epoch": 0, "loss": 0.6, "wall_time": 0.75, "samples_seen": 24})
     text = compare.curve_csv(store, writer.run_id, "batches")
     assert text.splitlines()[0] == ",".join(rows[0])
-    assert pd.read_csv(io.StringIO(text)).to_dict("records") == rows
+    read = pd.read_csv(io.StringIO(text), **exact_float_reading(pd.__version__))
+    assert read.to_dict("records") == rows
     epochs = compare.curve_csv(store, writer.run_id, "epochs")
     assert epochs == "epoch,loss,wall_time,samples_seen\n0,0.6,0.75,24\n"
 

@@ -37,6 +37,7 @@ def test_run_records_batches_and_epochs_consistently(tmp_path):
         model=SMALL,
         batch_size=25,
         epochs=3,
+        device="cpu",  # recorded as "CPU" (with "auto" a GPU machine records its GPU)
         optimizer=OptimizerSpec(
             learning_rate=0.1, momentum=0.9, schedule=ScheduleSpec("time_decay", decay=0.01)
         ),
