@@ -311,9 +311,11 @@ def batch_loss_chart(
     color: Any = (
         alt.Color("run:N", title="Run", scale=CATEGORY_SCALE) if multi else alt.value("#1f77b4")
     )
-    base = alt.Chart(data).encode(x=x, color=color, tooltip=tooltip)
+    # The tooltip (which names both losses) on the smoothed line only: the browser computes
+    # a tooltip for every point of a line at every redraw of a live chart.
+    base = alt.Chart(data).encode(x=x, color=color)
     smoothed = base.mark_line(strokeWidth=2).encode(
-        y=alt.Y("smoothed:Q", title=y_title, scale=scale)
+        y=alt.Y("smoothed:Q", title=y_title, scale=scale), tooltip=tooltip
     )
     layers = []
     if show_raw:

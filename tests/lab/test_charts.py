@@ -326,8 +326,10 @@ def test_batch_loss_chart_spec():
         assert e["x"]["field"] == "x"
         assert e["x"]["title"] == "Epoch"
         assert e["y"]["scale"].get("type") != "log"
-        assert {t["field"] for t in e["tooltip"]} >= {"step", "epoch", "loss", "smoothed"}
         assert "field" not in e["color"]  # one run: no color by run
+    # one tooltip, on the smoothed line, naming both losses (none computed for the raw line)
+    assert "tooltip" not in encodings[0]
+    assert {t["field"] for t in encodings[1]["tooltip"]} >= {"step", "epoch", "loss", "smoothed"}
     # x zoom and pan bound to the scales
     params = [p for layer in d["layer"] for p in layer.get("params", [])] + d.get("params", [])
     assert any(p.get("bind") == "scales" and p["select"]["encodings"] == ["x"] for p in params)
@@ -354,7 +356,7 @@ def test_batch_loss_chart_colors_by_run():
     d = spec(charts.batch_loss_chart(data))
     for e in all_encodings(d):
         assert e["color"]["field"] == "run"
-        assert "run" in {t["field"] for t in e["tooltip"]}
+    assert "run" in {t["field"] for t in all_encodings(d)[-1]["tooltip"]}
     assert {r["run"] for r in dataset(d)} == {"sgd", "momentum"}
 
 
