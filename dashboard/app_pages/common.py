@@ -99,12 +99,18 @@ def curve_views(
     options: dict,
     key: str,
     downloads: bool = False,
+    placeholders: bool = False,
 ) -> None:
     """The mini-batch view, the epoch-averaged view (loss, and accuracy where there is one)
-    and the learning rate per step, for one run or overlaid for several (keyed by label)."""
+    and the learning rate per step, for one run or overlaid for several (keyed by label).
+    `placeholders` (a live run): curves with nothing recorded yet are drawn as empty charts
+    (`charts.placeholder_curves`), which the first data fills in."""
     x_axis = options["x_axis"]
-    have_batches = {label: frame for label, frame in batches.items() if len(frame)}
-    have_epochs = {label: frame for label, frame in epochs.items() if len(frame)}
+    if placeholders:
+        batches = charts.placeholder_curves(batches, "batches")
+        epochs = charts.placeholder_curves(epochs, "epochs")
+    have_batches = {label: frame for label, frame in batches.items() if len(frame) or placeholders}
+    have_epochs = {label: frame for label, frame in epochs.items() if len(frame) or placeholders}
     mini, averaged = st.columns(2)
     with mini:
         st.markdown("**Mini-batch view**")

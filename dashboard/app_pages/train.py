@@ -425,8 +425,10 @@ def curves_panel(store: RunStore, run_id: str, options: dict) -> None:
         epochs = curve_follower(store, run_id, "epochs").update()
     except RunStoreError:
         return  # the status panel above says why
-    common.curve_views({name: batches}, {name: epochs}, options, key="train")
     polling = st.session_state.get(REFRESH)  # None: these curves are not polled
+    common.curve_views(
+        {name: batches}, {name: epochs}, options, key="train", placeholders=polling is not None
+    )
     if polling is None:
         return
     # slower as the run grows or the machine is busy, never faster while it trains: each

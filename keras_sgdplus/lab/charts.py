@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from keras_sgdplus.lab.cli import flatten
-from keras_sgdplus.lab.runs import UNREADABLE, RunSummary
+from keras_sgdplus.lab.runs import BATCH_COLUMNS, EPOCH_COLUMNS_BASE, UNREADABLE, RunSummary
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -46,6 +46,7 @@ __all__ = [
     "learning_rate_chart",
     "learning_rate_data",
     "metrics_in",
+    "placeholder_curves",
     "runs_table",
     "settings_diff",
     "smooth",
@@ -75,6 +76,19 @@ _EPOCH_BASE = ("epoch", "wall_time", "samples_seen")
 
 
 # --- checks and helpers ------------------------------------------------------------------------
+
+
+def placeholder_curves(curves: Mapping[str, pd.DataFrame], kind: str) -> dict[str, pd.DataFrame]:
+    """`curves` (``kind`` "batches" or "epochs") with each empty frame given the columns the
+    charts need, so a live run with nothing recorded yet can be drawn as empty charts.
+
+    An empty chart has the same Vega-Lite spec as the chart with data (a test checks it), so
+    the browser builds the charts once, while the run's worker starts, and the first data
+    only fills them in, instead of building them at the start of training.
+    """
+    columns = list(BATCH_COLUMNS) if kind == "batches" else [*EPOCH_COLUMNS_BASE, "loss"]
+    empty = pd.DataFrame({column: pd.Series(dtype="float64") for column in columns})
+    return {label: frame if len(frame) else empty for label, frame in curves.items()}
 
 
 def _check_x_axis(x_axis: str, allowed: Iterable[str] = X_AXES) -> None:

@@ -3,6 +3,7 @@ training worker started from it, a reload that finds the running job, Stop, and 
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -250,3 +251,43 @@ def test_the_live_view_polls_a_long_run_less_often(page, runs_dir: Path):
         writer.close()
     app.run()
     assert app.session_state["train_refresh_seconds"] is None  # no longer live: no polling
+
+
+def test_a_live_run_with_nothing_recorded_yet_shows_empty_charts_its_data_then_fills(
+    page, runs_dir: Path
+):
+    """The charts are there from the moment the live view opens (the browser builds them
+    while the worker starts); the first lines only fill them: same spec, data added."""
+    store = RunStore(runs_dir)
+    writer = store.create("a starting run", TrainingConfig(epochs=2).to_dict(), {})  # live
+    writer.update(summary={"total_steps": 20, "steps_per_epoch": 10})
+    titles = ["Loss per mini-batch", "Loss per epoch", "Learning rate per step"]
+    try:
+        app = page("train")
+        assert not app.exception
+        empty = {title: chart_titled(app, title) for title in titles}
+        assert all(chart.data.empty for chart in empty.values())
+        steps = np.arange(10)
+        writer.append_batch_columns(
+            {"step": steps, "epoch": np.zeros(10, dtype=int), "batch": steps,
+             "loss": 1.0 / (steps + 1), "learning_rate": np.full(10, 0.01),
+             "batch_size": np.ones(10, dtype=int), "samples_seen": steps + 1,
+             "wall_time": steps * 1e-3, "grad_norm": 1.0 / (steps + 2)}
+        )  # fmt: skip
+        writer.append_epoch({"epoch": 0, "loss": 0.5, "wall_time": 0.01, "samples_seen": 10})
+        app.run()
+        assert not app.exception
+        for title in titles:
+            filled = chart_titled(app, title)
+            assert len(filled.data) > 0
+            assert spec_without_data(filled) == spec_without_data(empty[title])
+    finally:
+        writer.close()
+
+
+def spec_without_data(chart) -> str:
+    """A drawn chart's spec with its datasets' names (content hashes) made equal."""
+    text = json.dumps(chart.spec, sort_keys=True)
+    for name in chart.datasets:
+        text = text.replace(json.dumps(name), '"DATA"')
+    return text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import altair as alt
 import numpy as np
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from keras_sgdplus.lab import charts
-from keras_sgdplus.lab.runs import RunStore, RunSummary
+from keras_sgdplus.lab.runs import BATCH_COLUMNS, RunStore, RunSummary
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -606,3 +607,52 @@ def test_100k_batches_are_drawn_from_a_bounded_sample():
     d = charts.batch_loss_chart(data, log_scale=True).to_dict()
     # what the browser gets stays small however long the run (speed is not asserted here)
     assert len(dataset(d)) <= charts.DEFAULT_MAX_POINTS
+
+
+# --- placeholders for a live run with nothing recorded yet --------------------------------------
+
+
+def _without_names(chart) -> str:
+    """The chart's Vega-Lite spec without its data and generated names (dataset hashes,
+    Altair's generated param and view names), which the browser does not compare when it
+    updates a chart."""
+    d = chart.to_dict()
+    d.pop("datasets", None)
+    text = json.dumps(d, sort_keys=True)
+    text = re.sub(r'"data-[0-9a-f]+"', '"DATA"', text)
+    return re.sub(r'"(param|view)_[0-9a-f_]+"', r'"\1"', text)
+
+
+@pytest.mark.parametrize("x_axis", sorted(charts.X_AXES))
+@pytest.mark.parametrize("log_scale", [False, True])
+def test_an_empty_placeholder_chart_has_the_spec_of_the_chart_with_data(x_axis, log_scale):
+    empty_batches = charts.placeholder_curves({"run": make_batches().iloc[:0]}, "batches")
+    empty_epochs = charts.placeholder_curves({"run": pd.DataFrame()}, "epochs")
+    batches, epochs = {"run": make_batches()}, {"run": make_epochs()}
+    assert len(empty_batches["run"]) == len(empty_epochs["run"]) == 0
+    for empty, full in [
+        (
+            charts.batch_loss_chart(charts.batch_curve_data(empty_batches, x_axis), log_scale),
+            charts.batch_loss_chart(charts.batch_curve_data(batches, x_axis), log_scale),
+        ),
+        (
+            charts.learning_rate_chart(empty_batches, x_axis, log_scale),
+            charts.learning_rate_chart(batches, x_axis, log_scale),
+        ),
+        (
+            charts.epoch_chart(
+                charts.epoch_curve_data(empty_epochs, x_axis, batches=empty_batches), log_scale
+            ),
+            charts.epoch_chart(charts.epoch_curve_data(epochs, x_axis, batches=batches), log_scale),
+        ),
+    ]:
+        assert _without_names(empty) == _without_names(full)
+        assert not dataset(spec(empty))  # no rows: nothing drawn yet
+
+
+def test_placeholders_leave_curves_with_rows_alone():
+    batches = make_batches()
+    filled = charts.placeholder_curves({"a": batches, "b": batches.iloc[:0]}, "batches")
+    assert filled["a"] is batches
+    assert list(filled["b"].columns) == list(BATCH_COLUMNS)
+    assert filled["b"].empty
