@@ -196,13 +196,14 @@ def prepare_process(backend_choice: str, device: str) -> str:
     - otherwise lets the GPU runtimes take memory as they need it rather than all up front,
       so a second worker, or the other backend, still finds some:
       TF_FORCE_GPU_ALLOW_GROWTH=true (TensorFlow maps nearly all GPU memory by default) and
-      XLA_PYTHON_CLIENT_PREALLOCATE=false (JAX preallocates 75 % on its first operation).
-      and float32 matrix products in float32 (`FULL_FLOAT32_MATMULS`): on an NVIDIA GPU of
-      the Ampere generation or later both runtimes otherwise multiply float32 matrices in
-      TF32 (10-bit mantissas), and a run on the GPU would differ from the same run on the CPU
-      by about 1e-4 relative in its first losses (measured on an H100: the lab's steps
-      against a NumPy float64 reference, where the CPU agrees to 2e-5). The lab's models
-      are small enough that launches, not matrix products, bound their speed there.
+      XLA_PYTHON_CLIENT_PREALLOCATE=false (JAX preallocates 75 % on its first operation),
+      and asks for float32 matrix products in float32 (`FULL_FLOAT32_MATMULS`): on an
+      NVIDIA GPU of the Ampere generation or later both runtimes otherwise multiply float32
+      matrices in TF32 (10-bit mantissas), and a run on the GPU would differ from the same
+      run on the CPU by about 1e-4 relative in its first losses (measured on an H100: the
+      lab's steps against a NumPy float64 reference, where the CPU agrees to 2e-5). The
+      lab's models are small enough that launches, not matrix products, bound their speed
+      there.
       All of these are set whatever the backend, as Keras may load the other runtime too,
       and only when unset, so a user's own setting wins;
     - TF_CPP_MIN_LOG_LEVEL=2 unless set: TensorFlow's C++ info lines stay off stderr.
@@ -224,7 +225,8 @@ def prepare_process(backend_choice: str, device: str) -> str:
     else:
         os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        os.environ.update({k: os.environ.get(k, v) for k, v in FULL_FLOAT32_MATMULS.items()})
+        for name, value in FULL_FLOAT32_MATMULS.items():
+            os.environ.setdefault(name, value)
     return backend
 
 

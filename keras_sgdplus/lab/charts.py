@@ -86,7 +86,7 @@ def placeholder_curves(curves: Mapping[str, pd.DataFrame], kind: str) -> dict[st
     the browser builds the charts once, while the run's worker starts, and the first data
     only fills them in, instead of building them at the start of training.
     """
-    columns = list(BATCH_COLUMNS) if kind == "batches" else [*EPOCH_COLUMNS_BASE, "loss"]
+    columns = BATCH_COLUMNS if kind == "batches" else EPOCH_COLUMNS_BASE  # loss included
     empty = pd.DataFrame({column: pd.Series(dtype="float64") for column in columns})
     return {label: frame if len(frame) else empty for label, frame in curves.items()}
 

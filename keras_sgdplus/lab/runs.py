@@ -89,6 +89,9 @@ def exact_float_reading(pandas_version: str) -> dict[str, str]:
     return {"float_precision": "round_trip"} if (major, minor) < (3, 1) else {}
 
 
+_EXACT_FLOATS = exact_float_reading(pd.__version__)  # for the installed pandas, once
+
+
 class RunStoreError(ValueError):
     """A bad request to the store (unknown run id, bad name, bad curve) or an unreadable run."""
 
@@ -386,7 +389,7 @@ def _parse_curve(kind: str, text: str, *, after_byte: int = 0) -> pd.DataFrame:
             f"{filename} has quotes or carriage returns"
         )
     try:
-        df = pd.read_csv(io.StringIO(text), **exact_float_reading(pd.__version__))
+        df = pd.read_csv(io.StringIO(text), **_EXACT_FLOATS)
     except Exception as e:
         raise _garbled(filename, body, commas, after_byte) or RunStoreError(
             f"{filename} cannot be parsed: {e}"
