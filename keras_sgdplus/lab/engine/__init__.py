@@ -2,8 +2,9 @@
 
 - `jax_chunks`: on JAX, chunks of steps as one compiled program (`lax.fori_loop` over
   Keras's stateless step with the optimizer's own update), the data on the device.
-- `tf_fit`: on TensorFlow, Keras's `fit` with `steps_per_execution` > 1 and each step's
-  records kept in the graph.
+- `tf_chunks`: on TensorFlow, the same: chunks of steps as one XLA program (a
+  `tf.while_loop` over Keras's TensorFlow step, `jit_compile=True`).
+- `chunks`: the epoch loop both compiled paths share.
 - `keras_fit`: Keras's `fit` one step per execution with a per-batch callback: what the
   compiled paths cannot take (a `tf.distribute` strategy over several GPUs), and the
   reference they are tested against.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-PATHS = ("auto", "jax_chunks", "tf_fit", "keras_fit")
+PATHS = ("auto", "jax_chunks", "tf_chunks", "keras_fit")
 
 
 def choose_path(requested: str, backend: str, distributed: bool) -> str:
@@ -25,7 +26,7 @@ def choose_path(requested: str, backend: str, distributed: bool) -> str:
     the backend, and `keras_fit` under a `tf.distribute` strategy."""
     if requested not in PATHS:
         raise ValueError(f"`path` must be one of {', '.join(PATHS)}. Received: path={requested!r}")
-    wanted = {"jax": "jax_chunks", "tensorflow": "tf_fit"}.get(backend, "keras_fit")
+    wanted = {"jax": "jax_chunks", "tensorflow": "tf_chunks"}.get(backend, "keras_fit")
     if requested == "auto":
         return "keras_fit" if distributed else wanted
     if requested != "keras_fit" and (requested != wanted or distributed):

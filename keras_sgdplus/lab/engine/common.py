@@ -56,6 +56,20 @@ def rate_of_next_step(optimizer: keras.optimizers.Optimizer) -> Any:
     return optimizer.learning_rate
 
 
+def global_norm(grads: list[Any]) -> Any:
+    """`sqrt(sum over all gradients of g**2)` in float32, inside a compiled step of either
+    backend (`keras.ops`).
+
+    Each gradient is summed through its transpose: the sum does not change, and XLA on the
+    CPU reads a Dense kernel's gradient in the (transposed) layout it was made in instead
+    of copying it into the kernel's layout first, a copy that made the norm cost more than
+    the rest of an online step on the MNIST-shaped set (benchmarks/training_speed.py).
+    """
+    ops = keras.ops
+    squares = [ops.sum(ops.square(ops.cast(ops.transpose(g), "float32"))) for g in grads]
+    return ops.sqrt(sum(squares[1:], squares[0]))
+
+
 def validation_batch_size(batch_size: int, n_val: int) -> int:
     return max(1, min(max(batch_size, MIN_VALIDATION_BATCH), n_val))
 

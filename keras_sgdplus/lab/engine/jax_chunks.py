@@ -12,19 +12,15 @@ outputs written into the chunk's buffers:
     grad_norm_i   sqrt(sum over all gradients of g**2), the gradient's global norm
 
 A step's batch is `x[order[start + i*B : start + (i+1)*B]]`, gathered on the device from
-the epoch's order (`engine.order.epoch_order`); an epoch's last, smaller batch is its own
-one-step call. Chunks never cross an epoch, and are sized to take about `CHUNK_SECONDS`.
-While the host records one chunk, the next already runs (JAX dispatches asynchronously);
-a stop ends training after the chunk in flight, which is recorded too.
-At each epoch's end the state goes back into the Keras variables, Keras's `evaluate` gives
-the validation logs, and the model is an ordinary Keras model again.
+the epoch's order (`engine.order.epoch_order`). The epoch loop is `chunks.train_in_chunks`;
+JAX dispatches asynchronously, so the host records one chunk while the next runs. The state
+(weights, optimizer slots, metrics) is carried from call to call as arrays, and goes back
+into the Keras variables at each epoch's end.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -32,16 +28,15 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from keras_sgdplus.lab.engine.chunks import train_in_chunks
 from keras_sgdplus.lab.engine.common import (
     MAX_CHUNK_STEPS,
     TrainingArrays,
     build_compiled_parts,
-    epoch_logs,
+    global_norm,
     rate_of_next_step,
-    steps_for,
     validation_batch_size,
 )
-from keras_sgdplus.lab.engine.order import epoch_order
 from keras_sgdplus.lab.engine.recorder import StepRecorder
 
 State = tuple[list[Any], list[Any], list[Any], list[Any]]
@@ -68,17 +63,6 @@ def _assign(model: keras.Model, state: State) -> None:
     for variables, values in groups:
         for variable, value in zip(variables, values, strict=True):
             variable.assign(value)
-
-
-def global_norm(grads: list[Any]) -> Any:
-    """`sqrt(sum over all gradients of g**2)` in float32.
-
-    Each gradient is summed through its transpose: the sum does not change, and XLA on the
-    CPU reads a Dense kernel's gradient in the (transposed) layout it was made in instead
-    of copying it into the kernel's layout first, a copy that made the norm cost more than
-    the rest of an online step on the MNIST-shaped set (benchmarks/training_speed.py).
-    """
-    return jnp.sqrt(sum(jnp.sum(jnp.square(jnp.transpose(g).astype("float32"))) for g in grads))
 
 
 def make_step(model: keras.Model) -> Callable[[State, Any, Any], tuple[State, Any]]:
@@ -117,13 +101,19 @@ def make_step(model: keras.Model) -> Callable[[State, Any, Any], tuple[State, An
 
 
 class JaxChunks:
-    """The compiled programs of one run: a chunk of full batches, and the last batch."""
+    """The compiled programs of one run (`chunks.ChunkPrograms`): a chunk of full batches,
+    and the last batch; the state (`State`) carried from call to call within an epoch."""
 
     def __init__(self, model: keras.Model, arrays: TrainingArrays, batch_size: int) -> None:
+        self.model = model
         self.x = jnp.asarray(arrays.x_train)
         self.y = jnp.asarray(arrays.y_train)
-        self.full_steps, self.rest = divmod(arrays.n_train, batch_size)
+        self.full_steps = arrays.n_train // batch_size
         self.capacity = max(1, min(self.full_steps, MAX_CHUNK_STEPS))
+        self.validation = (arrays.x_val, arrays.y_val)
+        self.val_batch = validation_batch_size(batch_size, len(arrays.x_val))
+        self.state: State | None = None
+        self.order: Any = None
         step = make_step(model)
         size, capacity = batch_size, self.capacity
 
@@ -145,6 +135,28 @@ class JaxChunks:
         self.chunk = jax.jit(chunk, donate_argnums=0)
         self.last_batch = jax.jit(last_batch, donate_argnums=0)
 
+    def begin_epoch(self, order: np.ndarray) -> None:
+        self.state = _variables(self.model)
+        self.order = jnp.asarray(order)
+
+    def run_chunk(self, first: int, count: int) -> Any:
+        self.state, outputs = self.chunk(self.state, self.x, self.y, self.order, first, count)
+        return outputs
+
+    def run_last_batch(self, indices: np.ndarray) -> Any:
+        self.state, outputs = self.last_batch(self.state, self.x, self.y, jnp.asarray(indices))
+        return outputs
+
+    def end_epoch(self) -> None:
+        if self.state is not None:
+            _assign(self.model, self.state)
+
+    def evaluate(self) -> dict[str, float]:
+        results = self.model.evaluate(
+            *self.validation, batch_size=self.val_batch, verbose=0, return_dict=True
+        )
+        return {key: float(value) for key, value in results.items()}
+
 
 def train(
     model: keras.Model,
@@ -157,71 +169,4 @@ def train(
     """Trains `model` (compiled, on JAX) over `epochs`, recording every step."""
     build_compiled_parts(model, arrays)
     programs = JaxChunks(model, arrays, batch_size)
-    val_batch = validation_batch_size(batch_size, len(arrays.x_val))
-    pace = _Pace()
-    for epoch in epochs:
-        model.reset_metrics()
-        state = _variables(model)
-        order = epoch_order(seed, epoch, arrays.n_train)
-        order_device = jnp.asarray(order)
-        done = 0
-        in_flight: _Chunk | None = None
-        while done < programs.full_steps and not recorder.finished:
-            count = steps_for(
-                pace.seconds_per_step, min(programs.capacity, programs.full_steps - done)
-            )
-            started = time.perf_counter()
-            state, outputs = programs.chunk(
-                state, programs.x, programs.y, order_device, done, count
-            )
-            if in_flight is not None:  # recorded while the chunk just started runs
-                _record(recorder, epoch, in_flight, pace)
-            in_flight = _Chunk(done, count, outputs, started)
-            done += count
-        if in_flight is not None and not recorder.diverged:  # it ran: a stop keeps it
-            _record(recorder, epoch, in_flight, pace)
-        if programs.rest and not recorder.finished:
-            indices = jnp.asarray(order[programs.full_steps * batch_size :])
-            started = time.perf_counter()
-            state, outputs = programs.last_batch(state, programs.x, programs.y, indices)
-            _record(recorder, epoch, _Chunk(programs.full_steps, 1, outputs, started), None)
-        _assign(model, state)
-        logs = epoch_logs(model, recorder.epoch_loss(epoch))
-        validation = model.evaluate(
-            arrays.x_val, arrays.y_val, batch_size=val_batch, verbose=0, return_dict=True
-        )
-        logs.update({f"val_{key}": float(value) for key, value in validation.items()})
-        if not recorder.end_epoch(epoch, logs):
-            break
-
-
-@dataclass(frozen=True)
-class _Chunk:
-    first_batch: int
-    count: int
-    outputs: Any  # (3, capacity) on the device: loss, rate, grad norm of each step
-    started: float  # when it was dispatched
-
-
-class _Pace:
-    """Seconds per step of the chunks so far (the latest; the first call, which compiles,
-    left out), for the size of the next."""
-
-    def __init__(self) -> None:
-        self.seconds_per_step: float | None = None
-        self.calls = 0
-        self.last_end = 0.0
-
-
-def _record(recorder: StepRecorder, epoch: int, chunk: _Chunk, pace: _Pace | None) -> None:
-    """Waits for the chunk, then records its steps (and measures its pace)."""
-    values = np.asarray(chunk.outputs)[:, : chunk.count]
-    if pace is not None:
-        end = time.perf_counter()
-        pace.calls += 1
-        if pace.calls > 1:  # it started when it was dispatched or when the one before ended
-            pace.seconds_per_step = (end - max(chunk.started, pace.last_end)) / chunk.count
-        pace.last_end = end
-    recorder.record(
-        epoch, chunk.first_batch, values[0], values[1], values[2], started=chunk.started
-    )
+    train_in_chunks(model, programs, arrays, batch_size, epochs, seed, recorder)

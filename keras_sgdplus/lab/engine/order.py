@@ -1,6 +1,6 @@
 """The order a run visits its training samples: one permutation per epoch, from (seed, epoch).
 
-Every engine path (`keras_fit`, `tf_fit`, `jax_chunks`) takes its batches from
+Every engine path (`keras_fit`, `tf_chunks`, `jax_chunks`) takes its batches from
 `epoch_order`, so the same run sees the same batches on every path and backend, and a
 resumed run sees the batches it would have seen.
 """

@@ -1,0 +1,122 @@
+"""The epoch loop of the compiled paths (`jax_chunks`, `tf_chunks`): chunks of steps, each
+one compiled call, recorded as they end.
+
+A backend's programs (`ChunkPrograms`) take the epoch's order (`engine.order.epoch_order`)
+once, then run a chunk of `count` full batches from batch `first` as one call, and an
+epoch's last, smaller batch as a call of its own. Each call returns a (3, n) array of the
+steps' own loss, learning rate and gradient norm. Chunks never cross an epoch, and are
+sized to take about `CHUNK_SECONDS` from the pace of the chunks before
+(`common.steps_for`). A call may return before its program ends (JAX dispatches
+asynchronously): the host then records one chunk while the next runs. A stop ends training
+after the chunk in flight, which is recorded too. At each epoch's end the programs hand
+their state back to the Keras variables, Keras's `evaluate` gives the validation logs, and
+the model is an ordinary Keras model again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import keras
+import numpy as np
+
+from keras_sgdplus.lab.engine.common import TrainingArrays, epoch_logs, steps_for
+from keras_sgdplus.lab.engine.order import epoch_order
+from keras_sgdplus.lab.engine.recorder import StepRecorder
+
+
+class ChunkPrograms(Protocol):
+    """The compiled programs of one run on one backend."""
+
+    full_steps: int  # full batches an epoch
+    capacity: int  # the most steps one chunk call takes
+
+    def begin_epoch(self, order: np.ndarray) -> None:
+        """Takes the epoch's order (and the model's state, where the programs carry it)."""
+
+    def run_chunk(self, first: int, count: int) -> Any:
+        """Runs full batches `first .. first + count - 1`; their (3, >= count) records."""
+
+    def run_last_batch(self, indices: np.ndarray) -> Any:
+        """Runs the epoch's last, smaller batch (the samples `indices`); its (3, 1) records."""
+
+    def end_epoch(self) -> None:
+        """Hands the state back to the Keras variables."""
+
+    def evaluate(self) -> dict[str, float]:
+        """Keras's `evaluate` of the model on the validation set, as a dict."""
+
+
+def train_in_chunks(
+    model: keras.Model,
+    programs: ChunkPrograms,
+    arrays: TrainingArrays,
+    batch_size: int,
+    epochs: range,
+    seed: int,
+    recorder: StepRecorder,
+) -> None:
+    """Trains `model` over `epochs` through `programs`, recording every step."""
+    pace = _Pace()
+    for epoch in epochs:
+        model.reset_metrics()
+        order = epoch_order(seed, epoch, arrays.n_train)
+        programs.begin_epoch(order)
+        done = 0
+        in_flight: _Chunk | None = None
+        while done < programs.full_steps and not recorder.finished:
+            count = steps_for(
+                pace.seconds_per_step, min(programs.capacity, programs.full_steps - done)
+            )
+            started = time.perf_counter()
+            outputs = programs.run_chunk(done, count)
+            if in_flight is not None:  # recorded while the chunk just started runs
+                _record(recorder, epoch, in_flight, pace)
+            in_flight = _Chunk(done, count, outputs, started)
+            done += count
+        if in_flight is not None and not recorder.diverged:  # it ran: a stop keeps it
+            _record(recorder, epoch, in_flight, pace)
+        rest = order[programs.full_steps * batch_size :]
+        if len(rest) and not recorder.finished:
+            started = time.perf_counter()
+            outputs = programs.run_last_batch(rest)
+            _record(recorder, epoch, _Chunk(programs.full_steps, 1, outputs, started), None)
+        programs.end_epoch()
+        logs = epoch_logs(model, recorder.epoch_loss(epoch))
+        logs.update({f"val_{key}": value for key, value in programs.evaluate().items()})
+        if not recorder.end_epoch(epoch, logs):
+            break
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    first_batch: int
+    count: int
+    outputs: Any  # (3, >= count): loss, rate, grad norm of each step
+    started: float  # when it was dispatched
+
+
+class _Pace:
+    """Seconds per step of the chunks so far (the latest; the first call, which compiles,
+    left out), for the size of the next."""
+
+    def __init__(self) -> None:
+        self.seconds_per_step: float | None = None
+        self.calls = 0
+        self.last_end = 0.0
+
+
+def _record(recorder: StepRecorder, epoch: int, chunk: _Chunk, pace: _Pace | None) -> None:
+    """Waits for the chunk, then records its steps (and measures its pace)."""
+    values = np.asarray(chunk.outputs)[:, : chunk.count]
+    if pace is not None:
+        end = time.perf_counter()
+        pace.calls += 1
+        if pace.calls > 1:  # it started when it was dispatched or when the one before ended
+            pace.seconds_per_step = (end - max(chunk.started, pace.last_end)) / chunk.count
+        pace.last_end = end
+    recorder.record(
+        epoch, chunk.first_batch, values[0], values[1], values[2], started=chunk.started
+    )

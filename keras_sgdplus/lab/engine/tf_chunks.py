@@ -1,0 +1,131 @@
+"""The compiled-epoch path on TensorFlow: chunks of steps run as one XLA program.
+
+The data lives on the device as tensors. Each chunk is one call of a `tf.function` compiled
+whole by XLA (`jit_compile=True`): a `tf.while_loop` over a number of steps given at run
+time (so one compilation serves every chunk size), each step gathering its batch
+`x[order[start + i*B : start + (i+1)*B]]` from the epoch's order (`engine.order.epoch_order`)
+and doing what Keras's own TensorFlow `train_step` does (keras/src/backend/tensorflow/
+trainer.py: the loss under a `GradientTape`, `optimizer.apply` with the optimizer's own
+update, SGDPlus's for SGDPlus, the compiled metrics updated), plus three outputs written
+into the chunk's buffer:
+
+    loss_i        the batch's own loss, before the update (not Keras's running mean)
+    rate_i        the learning rate the optimizer used for this step (read before it)
+    grad_norm_i   sqrt(sum over all gradients of g**2), the gradient's global norm
+
+The model's variables are updated in place, so the model is an ordinary Keras model between
+calls. Keras's `fit` with `steps_per_execution` > 1 runs its loop in TensorFlow's graph
+executor, one `tf.data` element and one XLA call per step, on two threads: this program is
+one call for the whole chunk, on one (benchmarks/training_speed.py). The epoch loop is
+`chunks.train_in_chunks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_sgdplus.lab.engine.chunks import train_in_chunks
+from keras_sgdplus.lab.engine.common import (
+    MAX_CHUNK_STEPS,
+    TrainingArrays,
+    build_compiled_parts,
+    global_norm,
+    rate_of_next_step,
+    validation_batch_size,
+)
+from keras_sgdplus.lab.engine.recorder import StepRecorder
+
+
+def make_step(model: keras.Model) -> Callable[[Any, Any], Any]:
+    """One training step on the model's variables; returns (loss, rate, grad norm)."""
+    optimizer = model.optimizer
+
+    def step(x: Any, y: Any) -> Any:
+        rate = tf.cast(rate_of_next_step(optimizer), tf.float32)
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
+            scaled = optimizer.scale_loss(loss)
+        weights = model.trainable_weights
+        gradients = tape.gradient(scaled, weights)
+        grad_norm = global_norm(gradients)
+        optimizer.apply(gradients, weights)
+        model.compute_metrics(x, y, y_pred, sample_weight=None)  # results unused: XLA drops them
+        return tf.stack([tf.cast(loss, tf.float32), rate, grad_norm])
+
+    return step
+
+
+class TfChunks:
+    """The compiled programs of one run (`chunks.ChunkPrograms`): a chunk of full batches,
+    and the last batch."""
+
+    def __init__(self, model: keras.Model, arrays: TrainingArrays, batch_size: int) -> None:
+        self.x = tf.constant(arrays.x_train)
+        self.y = tf.constant(arrays.y_train)
+        self.full_steps = arrays.n_train // batch_size
+        self.capacity = max(1, min(self.full_steps, MAX_CHUNK_STEPS))
+        self.model = model
+        # built once: `evaluate` on arrays builds a new `tf.data` pipeline every call,
+        # ~50 ms, more than an epoch of online `digits` takes
+        val_batch = validation_batch_size(batch_size, len(arrays.x_val))
+        self.validation = tf.data.Dataset.from_tensor_slices((arrays.x_val, arrays.y_val))
+        self.validation = self.validation.batch(val_batch)
+        self.order: Any = None
+        step = make_step(model)
+        size, capacity = batch_size, self.capacity
+
+        def chunk(x: Any, y: Any, order: Any, first: Any, count: Any) -> Any:
+            def body(i: Any, outputs: Any) -> Any:
+                # a gather, not a slice: XLA's slice would take `first` as a compile-time
+                # constant and compile the program again for every chunk
+                indices = tf.gather(order, (first + i) * size + tf.range(size))
+                out = step(tf.gather(x, indices), tf.gather(y, indices))
+                where = tf.stack([tf.range(3), tf.fill([3], i)], axis=1)
+                return i + 1, tf.tensor_scatter_nd_update(outputs, where, out)
+
+            outputs = tf.fill([3, capacity], float("nan"))
+            _, outputs = tf.while_loop(lambda i, _: i < count, body, (tf.constant(0), outputs))
+            return outputs
+
+        def last_batch(x: Any, y: Any, indices: Any) -> Any:
+            return step(tf.gather(x, indices), tf.gather(y, indices))[:, None]
+
+        self.chunk = tf.function(chunk, jit_compile=True)
+        self.last_batch = tf.function(last_batch, jit_compile=True)
+
+    def begin_epoch(self, order: np.ndarray) -> None:
+        self.order = tf.constant(order)
+
+    def run_chunk(self, first: int, count: int) -> Any:
+        first_t, count_t = tf.constant(first, tf.int32), tf.constant(count, tf.int32)
+        return self.chunk(self.x, self.y, self.order, first_t, count_t)
+
+    def run_last_batch(self, indices: np.ndarray) -> Any:
+        return self.last_batch(self.x, self.y, tf.constant(indices))
+
+    def end_epoch(self) -> None:
+        """Nothing to hand back: the programs update the model's variables."""
+
+    def evaluate(self) -> dict[str, float]:
+        results = self.model.evaluate(self.validation, verbose=0, return_dict=True)
+        return {key: float(value) for key, value in results.items()}
+
+
+def train(
+    model: keras.Model,
+    arrays: TrainingArrays,
+    batch_size: int,
+    epochs: range,
+    seed: int,
+    recorder: StepRecorder,
+) -> None:
+    """Trains `model` (compiled, on TensorFlow) over `epochs`, recording every step."""
+    build_compiled_parts(model, arrays)
+    programs = TfChunks(model, arrays, batch_size)
+    train_in_chunks(model, programs, arrays, batch_size, epochs, seed, recorder)
