@@ -1,7 +1,7 @@
 """A run started from the dashboard, live view open, against the same run from the CLI.
 
 Run: `.venv/bin/python benchmarks/dashboard_vs_cli.py` (`--quick` for a smoke run;
-`--backends jax`; `--repeats 2`; `--jax-epochs 1000 --tf-epochs 30`). About 4 minutes.
+`--backends jax`; `--repeats 2`; `--epochs 1000`). About 4 minutes.
 
 The issue's target: a run started from the dashboard, with its live view open, trains within
 10 % of the same run started with `sgdplus train`. Both runs are met as a user meets them:
@@ -28,7 +28,8 @@ From each run's `batches.csv` and `meta.json` (`RunStore`):
   included).
 
 Every run is repeated (`--repeats`, the order of CLI and dashboard alternating between
-repetitions) and the best of each figure is kept. While a dashboard run trains, the CPU time
+repetitions) and the best of each figure is kept; the ratio of each back-to-back pair and
+their median are printed too. While a dashboard run trains, the CPU time
 of the server, of the browser (Chromium and Playwright's driver) and of the worker is read
 from /proc: on a machine with few cores they compete with the worker, which is what limits
 the ratio.
@@ -44,6 +45,7 @@ import re
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -389,7 +391,6 @@ def check_config_equal(results: list[Measurement]) -> None:
 
 def benchmark(args: argparse.Namespace, root: Path) -> list[Measurement]:
     deadline = time.monotonic() + args.time_limit
-    epochs = {"jax": args.jax_epochs, "tensorflow": args.tf_epochs}
     results: list[Measurement] = []
     with dashboard(root, root / "streamlit.log") as board:
         print(f"dashboard at {board.url}, runs in {root}", file=sys.stderr, flush=True)
@@ -404,9 +405,9 @@ def benchmark(args: argparse.Namespace, root: Path) -> list[Measurement]:
                     if mode == "cli":
                         log = root / f"cli-{backend}-{repeat}.log"
                         runs_dir = root / f"cli_runs_{backend}_{repeat}"
-                        result = cli_run(runs_dir, backend, epochs[backend], repeat, deadline, log)
+                        result = cli_run(runs_dir, backend, args.epochs, repeat, deadline, log)
                     else:
-                        result = dashboard_run(board, backend, epochs[backend], repeat, deadline)
+                        result = dashboard_run(board, backend, args.epochs, repeat, deadline)
                     results.append(result)
                     check_config_equal(results)
                     print(
@@ -439,10 +440,9 @@ def report(results: list[Measurement], args: argparse.Namespace, load: str) -> N
         " whole run: CLI | dashboard | ratio | start to done: CLI | dashboard |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    epochs = {"jax": args.jax_epochs, "tensorflow": args.tf_epochs}
     for backend in args.backends:
         steps = next(r.steps for r in results if r.backend == backend)
-        cells = [backend, str(epochs[backend]), f"{steps:,}"]
+        cells = [backend, str(args.epochs), f"{steps:,}"]
         for key in ("train_steps_per_s", "whole_steps_per_s"):
             cli, board = best(backend, "cli", key), best(backend, "dashboard", key)
             cells += [f"{cli:,.0f}", f"{board:,.0f}", f"{board / cli:.2f}x"]
@@ -450,6 +450,18 @@ def report(results: list[Measurement], args: argparse.Namespace, load: str) -> N
             f"{best(backend, mode, 'start_to_done_s'):.1f} s" for mode in ("cli", "dashboard")
         ]
         print("| " + " | ".join(cells) + " |")
+    print()
+    for backend in args.backends:
+        pairs = [
+            pair_ratio(results, backend, repeat)
+            for repeat in range(args.repeats)
+            if pair_ratio(results, backend, repeat) is not None
+        ]
+        print(
+            f"{backend}: training dashboard/CLI of each back-to-back pair "
+            + ", ".join(f"{ratio:.2f}x" for ratio in pairs)
+            + f"; median {statistics.median(pairs):.2f}x"
+        )
     print()
     shares = []
     for backend in args.backends:
@@ -477,6 +489,15 @@ def report(results: list[Measurement], args: argparse.Namespace, load: str) -> N
     )
 
 
+def pair_ratio(results: list[Measurement], backend: str, repeat: int) -> float | None:
+    """Training steps/s of the dashboard run over the CLI run of one repetition: the two ran
+    back to back, so the machine's other load changed least between them."""
+    found = {
+        r.mode: r.train_steps_per_s for r in results if (r.backend, r.repeat) == (backend, repeat)
+    }
+    return found["dashboard"] / found["cli"] if len(found) == 2 else None
+
+
 def spread(results: list[Measurement]) -> float:
     """The largest relative difference between repetitions of the same run."""
     widest = 0.0
@@ -494,8 +515,7 @@ def load_average() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backends", default=",".join(BACKENDS))
-    parser.add_argument("--jax-epochs", type=int, default=500)
-    parser.add_argument("--tf-epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--time-limit", type=float, default=420.0, help="seconds, all included")
     parser.add_argument("--quick", action="store_true", help="a few epochs, one repetition")
@@ -505,8 +525,8 @@ def main() -> None:
     if unknown := set(args.backends) - set(BACKENDS):
         parser.error(f"unknown backend(s) {sorted(unknown)}: choose from {BACKENDS}")
     if args.quick:
-        args.jax_epochs, args.tf_epochs, args.repeats = 20, 2, 1
-    if min(args.jax_epochs, args.tf_epochs) < 2 or args.repeats < 1:
+        args.epochs, args.repeats = 20, 1
+    if args.epochs < 2 or args.repeats < 1:
         parser.error("give at least 2 epochs (epoch 0 is not timed) and 1 repetition")
     if not os.access(CHROMIUM, os.X_OK):
         raise SystemExit(

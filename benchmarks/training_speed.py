@@ -11,7 +11,7 @@ MNIST-shaped set (20,000 generated samples of 784 features, 10 classes, given to
 as an NPZ: 16,000 training samples). For each set and batch size (1 = online, 32):
 
 - **recorded run**: the lab's own run (`run_training`, what `sgdplus train` does) on the
-  compiled path of the backend (`jax_chunks` on JAX, `tf_fit` on TensorFlow), each step's
+  compiled path of the backend (`jax_chunks` on JAX, `tf_chunks` on TensorFlow), each step's
   loss, learning rate and gradient norm recorded into `batches.csv`; steps/s over an
   epoch's steps (`batches.csv` wall times, so the validation pass at the epoch's end is
   not counted), and over the whole run (validation, compilation and start-up included:
