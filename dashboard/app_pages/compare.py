@@ -302,6 +302,8 @@ def actions_section(
         st.error(f"Run {label} failed: {run.error or 'no error message was saved'}")
     elif run.status == "diverged":
         st.warning(f"Run {label} diverged: its loss became NaN or infinite.")
+    elif run.status == "interrupted":
+        st.warning(f"Run {label} was interrupted. {run.error or ''}")
     elif run.active:
         st.info(f"Run {label} is still training.")
     rename_column, delete_column, download_column = st.columns([2, 1, 1.4])

@@ -473,8 +473,8 @@ def show_outcome(meta: dict) -> None:
         )
     elif status == "failed":
         st.error(f"The run failed: {meta.get('error') or 'no message'}")
-    else:
-        st.warning("This run's worker is gone (killed?): it stays as it was last written.")
+    else:  # interrupted (runs.INTERRUPTED)
+        st.warning(f"{text}. {meta.get('error') or ''}")
 
 
 st.title("Train")

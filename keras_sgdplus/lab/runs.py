@@ -46,9 +46,13 @@ import numpy as np
 import pandas as pd
 
 from keras_sgdplus.lab.config import TrainingConfig
+from keras_sgdplus.lab.run_summary import summarize
 
 SCHEMA_VERSION = 2  # 2: batches.csv ends with grad_norm (schema 1 runs still load)
-STATUSES = ("running", "completed", "stopped", "diverged", "failed")
+STATUSES = ("running", "completed", "stopped", "diverged", "failed", "interrupted")
+#: The status of a run whose worker ended without ending the run (killed, or its machine
+#: lost): set by the first reader that finds the run "running" with no writer holding it.
+INTERRUPTED = "interrupted"
 UNREADABLE = "unreadable"  # the status shown for a run that cannot be read (not in STATUSES)
 BATCH_COLUMNS = (
     "step",
@@ -886,6 +890,81 @@ class BackgroundBatchWriter:
 # --- the store ---------------------------------------------------------------------------------
 
 
+def _recorded_summary(run_dir: Path, planned: dict) -> dict:
+    """The summary of a run from its files: its epoch rows, and the last batch recorded
+    (steps, samples seen, and the elapsed time as far as the files tell)."""
+    epochs = _read_curve(run_dir, "epochs")
+    last_batch = _last_curve_row(run_dir, "batches") or {}
+    rows = epochs.to_dict("records")
+    times = [float(last_batch.get("wall_time", 0.0))] + [float(r["wall_time"]) for r in rows]
+    samples = [float(last_batch.get("samples_seen", 0))] + [r["samples_seen"] for r in rows]
+    return summarize(
+        rows,
+        total_steps=planned.get("total_steps"),
+        steps_per_epoch=planned.get("steps_per_epoch"),
+        steps=int(last_batch["step"]) + 1 if "step" in last_batch else 0,
+        samples_seen=int(max(samples)),
+        elapsed=max(times),
+    )
+
+
+def _reconciled(run_dir: Path, meta: dict) -> dict:
+    """`meta`, or, for a "running" run that no writer holds, the run made "interrupted"
+    with its summary computed from what it recorded, stored in its meta.json (returned
+    without storing it where the folder is read-only).
+
+    The writer lock is taken (exclusively, without waiting) while meta.json is rewritten,
+    so a worker cannot start writing meanwhile; when a writer holds it, the run is live and
+    `meta` is returned as it is."""
+    if meta["status"] != "running":
+        return meta
+    try:
+        fd = os.open(run_dir / _WRITER_LOCK, os.O_RDONLY)  # flock needs no write access
+    except FileNotFoundError:
+        return meta  # a run folder appears with its lock held: none means none was made
+    except OSError as e:
+        raise RunStoreError(f"its writer lock cannot be opened: {e}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return meta  # a live writer
+        try:
+            with _locked(run_dir / _META_LOCK):
+                return _store_interrupted(run_dir)
+        except OSError:  # a folder this reader may not write: the same, not stored
+            return _interrupted(run_dir, _read_meta(run_dir))
+    finally:
+        os.close(fd)
+
+
+def _interrupted(run_dir: Path, meta: dict) -> dict:
+    if meta["status"] != "running":
+        return meta  # reconciled by another reader meanwhile
+    summary = _recorded_summary(run_dir, meta["summary"])
+    steps, planned = summary["steps"], summary.get("total_steps")
+    reached = f"step {steps:,}" + (f" of {planned:,}" if isinstance(planned, int) else "")
+    return {
+        **meta,
+        "status": INTERRUPTED,
+        "summary": summary,
+        "error": meta["error"]
+        or (
+            f"The worker ended without finishing the run (killed, or its machine went down) "
+            f"after {reached}; everything recorded until then is kept."
+        ),
+        "updated_at": _iso(_utcnow()),
+    }
+
+
+def _store_interrupted(run_dir: Path) -> dict:
+    meta = _read_meta(run_dir)
+    reconciled = _interrupted(run_dir, meta)
+    if reconciled is not meta:
+        _write_atomic(run_dir / _META_FILE, _dump_meta(reconciled))
+    return reconciled
+
+
 class RunStore:
     """The runs under one root folder (created if missing)."""
 
@@ -997,9 +1076,9 @@ class RunStore:
             if live_only and not self.is_active(run_id):
                 continue
             try:
-                meta = _read_meta(run_dir)
                 for kind in CURVES:
                     _quick_check_curve(run_dir, kind)
+                meta = _reconciled(run_dir, _read_meta(run_dir))
                 row = RunSummary(
                     run_id=run_id,
                     name=meta["name"],
@@ -1044,7 +1123,7 @@ class RunStore:
         """The run's metadata; RunStoreError with the reason if unreadable."""
         path = self.path_of(run_id)
         try:
-            return _read_meta(path)
+            return _reconciled(path, _read_meta(path))
         except RunStoreError as e:
             raise self._reason(run_id, e) from None
 

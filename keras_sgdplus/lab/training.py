@@ -15,7 +15,6 @@ that does it (so the dashboard's server never runs a backend itself).
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 import signal
 import sys
@@ -28,7 +27,7 @@ import keras
 import numpy as np
 
 from keras_sgdplus.lab import datasets as datasets_module
-from keras_sgdplus.lab import engine
+from keras_sgdplus.lab import engine, run_summary
 from keras_sgdplus.lab.accelerators import environment, resolve_backend, select_device
 from keras_sgdplus.lab.config import TrainingConfig
 from keras_sgdplus.lab.engine.common import TrainingArrays
@@ -103,23 +102,14 @@ def planned_steps(n_train: int, batch_size: int | None, epochs: int) -> int:
 
 
 def summarize(recorder: StepRecorder, total_steps: int, elapsed: float) -> dict:
-    summary: dict[str, Any] = {
-        "total_steps": total_steps,
-        "steps_per_epoch": recorder.steps_per_epoch,
-        "epochs_completed": recorder.epochs_done,
-        "steps": recorder.step,
-        "samples_seen": recorder.samples_seen,
-        "elapsed_s": elapsed,
-        "samples_per_s": recorder.samples_seen / elapsed if elapsed > 0 else None,
-    }
-    epochs = recorder.epoch_rows
-    for key in ("loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae"):
-        values = [row[key] for row in epochs if key in row and math.isfinite(row[key])]
-        if values:
-            summary[f"final_{key}"] = values[-1]
-            best = max(values) if "accuracy" in key else min(values)
-            summary[f"best_{key}"] = best
-    return summary
+    return run_summary.summarize(
+        recorder.epoch_rows,
+        total_steps=total_steps,
+        steps_per_epoch=recorder.steps_per_epoch,
+        steps=recorder.step,
+        samples_seen=recorder.samples_seen,
+        elapsed=elapsed,
+    )
 
 
 def training_arrays(data: datasets_module.Dataset, loss: str) -> TrainingArrays:

@@ -3,12 +3,16 @@
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from keras_sgdplus.lab.runs import RunStore, exact_float_reading
 
 SCRIPT = Path(sys.executable).with_name("sgdplus")
 
@@ -183,3 +187,35 @@ def test_bad_arguments_get_one_line_and_status_2(tmp_path, args, message):
 def test_every_command_has_help(command):
     result = sgdplus(*([command] if command else []), "--help")
     assert "usage: sgdplus" in result.stdout
+
+
+def test_a_killed_train_is_listed_and_shown_interrupted_with_its_summary(tmp_path):
+    """`sgdplus train` killed with SIGKILL after its first epoch: `runs` and `show` say
+    interrupted, with the losses recorded until then (recomputed here from epochs.csv)."""
+    env = {**os.environ, "SGDPLUS_RUNS_DIR": str(tmp_path)}
+    command = [str(SCRIPT), "train", "--dataset", "digits", "--batch-size", "online"]
+    command += ["--epochs", "1000", "--learning-rate", "0.01", "--momentum", "0"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    store = RunStore(tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            runs = store.list_runs()
+            if runs and runs[0].status == "running" and store.last_row(runs[0].run_id, "epochs"):
+                break
+            time.sleep(0.2)
+        assert process.poll() is None, process.stderr.read().decode()
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    (run_id,) = [run.run_id for run in store.list_runs()]
+    listing = sgdplus("runs", runs_dir=tmp_path).stdout
+    (line,) = [line for line in listing.splitlines() if line.startswith(run_id)]
+    epochs = pd.read_csv(tmp_path / run_id / "epochs.csv", **exact_float_reading(pd.__version__))
+    assert "interrupted" in line.split()
+    assert f"{epochs.loss.iloc[-1]:.6g}" in line.split()
+    shown = json.loads(sgdplus("show", run_id, "--json", runs_dir=tmp_path).stdout)
+    assert shown["status"] == "interrupted"
+    assert shown["summary"]["epochs_completed"] == len(epochs) >= 1
+    assert shown["summary"]["final_val_loss"] == epochs.val_loss.iloc[-1]
+    assert shown["summary"]["best_val_loss"] == epochs.val_loss.min()

@@ -323,9 +323,15 @@ def test_kill_9_of_a_writer_mid_epoch_keeps_the_store_readable(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    stored = json.loads((root / run_id / "meta.json").read_text())
+    assert stored["status"] == "running"  # as the killed writer left it
     (row,) = store.list_runs()
     assert row.readable, row.reason
-    assert (row.status, row.active) == ("running", False)
+    # the first reader finds no writer holding the run: interrupted, and stored as such
+    assert (row.status, row.active) == ("interrupted", False)
+    stored = json.loads((root / run_id / "meta.json").read_text())
+    assert stored["status"] == "interrupted"
+    assert "ended without finishing" in stored["error"]
     run = store.load(run_id)
     pd.testing.assert_frame_equal(run.epochs, pd.DataFrame([epoch_row(e) for e in range(3)]))
     expected = pd.DataFrame([r for e in range(3) for r in batch_rows(e, 4, start_step=4 * e)])
@@ -334,6 +340,50 @@ def test_kill_9_of_a_writer_mid_epoch_keeps_the_store_readable(tmp_path):
     assert len(later) >= 20
     assert later["step"].tolist() == list(range(12, 12 + len(later)))
     assert (later["epoch"] == 3).all()
+    # the summary, recomputed here from the rows the test wrote and the file's last line
+    epochs = [epoch_row(e) for e in range(3)]
+    last = run.batches.iloc[-1]
+    assert run.meta["summary"] == {
+        "total_steps": None,  # never planned by this writer
+        "steps_per_epoch": None,
+        "epochs_completed": 3,
+        "steps": int(last["step"]) + 1,
+        "samples_seen": int(last["samples_seen"]),
+        "elapsed_s": float(last["wall_time"]),
+        "samples_per_s": int(last["samples_seen"]) / float(last["wall_time"]),
+        "final_loss": epochs[-1]["loss"],
+        "best_loss": min(e["loss"] for e in epochs),
+        "final_accuracy": epochs[-1]["accuracy"],
+        "best_accuracy": max(e["accuracy"] for e in epochs),
+        "final_val_loss": epochs[-1]["val_loss"],
+        "best_val_loss": min(e["val_loss"] for e in epochs),
+        "final_val_accuracy": epochs[-1]["val_accuracy"],
+        "best_val_accuracy": max(e["val_accuracy"] for e in epochs),
+    }
+    assert store.load_meta(run_id) == run.meta  # reconciled once, then read as stored
+
+
+def test_a_run_is_interrupted_only_when_no_writer_holds_it(tmp_path):
+    store = RunStore(tmp_path)
+    writer = store.create("live", {"epochs": 2}, {})
+    writer.update(summary={"total_steps": 10, "steps_per_epoch": 5})
+    writer.append_batches(batch_rows(0, 5))
+    writer.append_epoch(epoch_row(0))
+    for _ in range(2):  # readers leave a live run as it is
+        assert store.load_meta(writer.run_id)["status"] == "running"
+        assert store.list_runs()[0].status == "running"
+    finished = store.create("finished", {"epochs": 1}, {})
+    finished.update(status="stopped", summary={"steps": 0})
+    finished.close()
+    writer.close()  # the worker gone without a last word
+    meta = store.load_meta(writer.run_id)
+    assert meta["status"] == "interrupted"
+    assert "after step 5 of 10" in meta["error"]
+    summary = meta["summary"]
+    assert (summary["total_steps"], summary["steps_per_epoch"]) == (10, 5)
+    assert (summary["steps"], summary["epochs_completed"]) == (5, 1)
+    assert summary["final_val_loss"] == epoch_row(0)["val_loss"]
+    assert store.load_meta(finished.run_id)["status"] == "stopped"  # ended runs stay as they are
 
 
 # --- concurrency -----------------------------------------------------------------------------

@@ -182,12 +182,24 @@ def test_kill_9_of_a_worker_loses_at_most_one_epoch(tmp_path):
     os.kill(job.process.pid, signal.SIGKILL)
     job.wait(30)
     run = store.load(run_id)
-    assert run.meta["status"] == "running"  # nobody could mark it; the data is there
+    assert run.meta["status"] == "interrupted"  # the first reader found no worker holding it
     per_epoch = run.batches[run.batches.epoch == 0].shape[0]
     assert len(run.batches) >= len(run.epochs) * per_epoch
     assert isinstance(run.batches, pd.DataFrame)
     assert len(run.epochs) >= 2
-    assert [summary.run_id for summary in store.list_runs()] == [run_id]
+    # its summary, recomputed from the files: what Compare and `sgdplus runs` show
+    summary, epochs = run.meta["summary"], run.epochs
+    assert summary["epochs_completed"] == len(epochs)
+    assert summary["steps"] == len(run.batches) == run.batches.step.iloc[-1] + 1
+    samples = run.batches.batch_size.sum()
+    assert summary["samples_seen"] == run.batches.samples_seen.iloc[-1] == samples
+    assert summary["total_steps"] == 200 * per_epoch
+    for key in ("loss", "val_loss", "val_accuracy"):
+        assert summary[f"final_{key}"] == epochs[key].iloc[-1]
+    assert summary["best_val_loss"] == epochs.val_loss.min()
+    assert summary["best_val_accuracy"] == epochs.val_accuracy.max()
+    (row,) = store.list_runs()
+    assert (row.run_id, row.status, row.summary) == (run_id, "interrupted", summary)
 
 
 def test_a_bad_config_is_refused_before_a_worker_or_a_run_exists(tmp_path):
