@@ -14,7 +14,15 @@ import streamlit as st
 from keras_sgdplus.dashboard.app_pages import common
 
 from keras_sgdplus.lab import charts, compare
-from keras_sgdplus.lab.runs import UNREADABLE, Run, RunStore, RunStoreError, RunSummary
+from keras_sgdplus.lab.jobs import request_stop
+from keras_sgdplus.lab.runs import (
+    UNREADABLE,
+    Run,
+    RunIsLiveError,
+    RunStore,
+    RunStoreError,
+    RunSummary,
+)
 
 OVERLAY_KEY = "compare-overlay"
 ACTION_RUN_KEY = "compare-action-run"
@@ -247,14 +255,25 @@ def rename_form(store: RunStore, run: RunSummary) -> None:
 
 
 def delete_controls(store: RunStore, run: RunSummary, label: str) -> None:
-    """Delete in two steps: the button asks, a second button does it. A live run is refused."""
+    """Stop a live run; delete in two steps: the button asks, a second button does it. A
+    live run is refused (stop it first)."""
+    if run.active:
+        st.markdown("Training now")
+        if st.button(
+            "Stop training",
+            key="compare-stop",
+            help="Ends the run after its current chunk of steps, wherever it trains.",
+        ):
+            if request_stop(store, run.run_id):
+                flash(f"Run {label} stops after its current chunk of steps.")
+            else:
+                flash(f"Run {label} had already ended.")
+            st.rerun()
     if st.session_state.get(CONFIRM_KEY) != run.run_id:
         st.markdown("Remove this run")
         if st.button("Delete…", key="compare-delete", help="Asks for confirmation first."):
             if run.active:
-                st.error(
-                    f"Run {label} is still training; stop it on the Train page before deleting it."
-                )
+                st.error(f"Run {label} is still training: stop it first (Stop training).")
             else:
                 st.session_state[CONFIRM_KEY] = run.run_id
                 st.rerun()
@@ -264,10 +283,10 @@ def delete_controls(store: RunStore, run: RunSummary, label: str) -> None:
     if yes.button("Yes, delete it", key="compare-delete-yes", type="primary"):
         st.session_state.pop(CONFIRM_KEY, None)
         try:
-            if run.readable and store.is_active(run.run_id):
-                st.error(f"Run {label} started training again; it was not deleted.")
-                return
-            store.delete(run.run_id)
+            store.delete(run.run_id)  # refuses a run that trains again meanwhile
+        except RunIsLiveError:
+            st.error(f"Run {label} started training again; it was not deleted.")
+            return
         except RunStoreError as e:
             st.error(f"Not deleted: {e}")
             return

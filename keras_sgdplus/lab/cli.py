@@ -1,4 +1,4 @@
-"""`sgdplus`: train, list, show, compare, export and delete runs; start the dashboard.
+"""`sgdplus`: train, list, show, compare, export, stop and delete runs; start the dashboard.
 
 Every command takes `--runs-dir` (default: $SGDPLUS_RUNS_DIR, else ./saved_runs). Bad
 arguments get a one-line error on stderr and exit status 2.
@@ -160,6 +160,10 @@ def command_train(args: argparse.Namespace) -> int:
     stop.install()
     store = _store(args)
     run_id = run_training(config, store, stop, progress=_progress(config.epochs))
+    if not store.path_of(run_id, must_exist=False).is_dir():  # `delete --force` stopped it
+        print(f"sgdplus train: stopped, and deleted from {store.root}", file=sys.stderr)
+        print(run_id)
+        return 0
     meta = store.load(run_id).meta
     if meta["status"] == "failed":
         print(f"sgdplus train: failed: {meta.get('error')}", file=sys.stderr)
@@ -250,8 +254,25 @@ def command_export(args: argparse.Namespace) -> int:
 
 
 def command_delete(args: argparse.Namespace) -> int:
-    _store(args).delete(args.run)
+    from keras_sgdplus.lab.runs import RunIsLiveError
+
+    try:
+        _store(args).delete(args.run, force=args.force)
+    except RunIsLiveError as error:
+        hint = "" if args.force else f" (`sgdplus stop {args.run}`, or delete with --force)"
+        raise ValueError(f"{error}{hint}") from None
     print(f"deleted {args.run}")
+    return 0
+
+
+def command_stop(args: argparse.Namespace) -> int:
+    from keras_sgdplus.lab.jobs import request_stop
+
+    store = _store(args)
+    if not request_stop(store, args.run):
+        status = store.load_meta(args.run)["status"]
+        raise ValueError(f"run {args.run} is not training (its status is {status})")
+    print(f"stop requested: run {args.run} ends after its current chunk of steps")
     return 0
 
 
@@ -386,7 +407,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     delete = commands.add_parser("delete", parents=[runs_dir], help="delete a run")
     delete.add_argument("run")
+    delete.add_argument(
+        "--force",
+        action="store_true",
+        help="a run still training is asked to stop, then deleted",
+    )
     delete.set_defaults(handler=command_delete)
+
+    stop = commands.add_parser(
+        "stop", parents=[runs_dir], help="stop a run that is training (from any host)"
+    )
+    stop.add_argument("run", help="the run id")
+    stop.set_defaults(handler=command_stop)
 
     datasets = commands.add_parser("datasets", help="list the datasets")
     datasets.set_defaults(handler=command_datasets)

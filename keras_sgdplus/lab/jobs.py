@@ -2,9 +2,9 @@
 
 The worker is a fresh interpreter (the `spawn` start method), so no backend trains in the
 caller (the dashboard's server), a crash in it cannot take the caller down, and GPU
-memory is returned when it exits. A stop is SIGTERM: the worker ends after the current
-chunk of steps and marks the run `stopped`. Any process can stop any running run of a store with
-`request_stop`, as the worker's pid is in the run's environment.
+memory is returned when it exits. Any process can stop any running run of a store with
+`request_stop` (a request file the worker polls, and SIGTERM on the worker's own host): the
+worker ends after the current chunk of steps and marks the run `stopped`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import platform
 import signal
 import sys
 import types
@@ -131,17 +132,20 @@ def _worker_main(config_dict: dict[str, Any], runs_dir: str, connection: Connect
 
 
 def request_stop(store: RunStore, run_id: str) -> bool:
-    """Sends SIGTERM to the worker of a running run; False if none is training it.
+    """Asks the worker of a running run to stop after its current chunk of steps; False if
+    none is training it.
 
-    The run must be held by a live writer (its lock), so a stale pid of a killed worker,
-    perhaps reused by another process since, is never signalled.
+    The request is a file in the run's folder that the worker polls
+    (`RunStore.request_stop`), so it reaches a worker on any host that shares the runs
+    folder. When the worker runs on this host, it is also sent SIGTERM. The run must be
+    held by a live writer (its lock), so a stale pid of a killed worker, perhaps reused by
+    another process since, is never signalled.
     """
-    meta = store.load_meta(run_id)
-    pid = (meta.get("environment") or {}).get("pid")
-    if meta.get("status") != "running" or not isinstance(pid, int) or not store.is_active(run_id):
+    if not store.request_stop(run_id):
         return False
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
+    environment = store.load_meta(run_id).get("environment") or {}
+    pid = environment.get("pid")
+    if environment.get("host") == platform.node() and isinstance(pid, int):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
     return True

@@ -30,6 +30,7 @@ import io
 import json
 import numbers
 import os
+import platform
 import re
 import secrets
 import shutil
@@ -76,6 +77,7 @@ _INT_COLUMNS = {"step", "epoch", "batch", "batch_size", "samples_seen"}
 _META_FILE = "meta.json"
 _META_LOCK = ".meta.lock"
 _WRITER_LOCK = ".writer.lock"
+_STOP_FILE = "stop-requested"  # made by `RunStore.request_stop`; the worker polls it
 _CURVE_FILES = {"batches": "batches.csv", "epochs": "epochs.csv"}
 _TAIL_BYTES = 65536
 
@@ -98,6 +100,10 @@ _EXACT_FLOATS = exact_float_reading(pd.__version__)  # for the installed pandas,
 
 class RunStoreError(ValueError):
     """A bad request to the store (unknown run id, bad name, bad curve) or an unreadable run."""
+
+
+class RunIsLiveError(RunStoreError):
+    """The run is still training (a writer holds it): it cannot be deleted now."""
 
 
 def default_runs_dir() -> Path:
@@ -247,6 +253,15 @@ def _locked(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def _try_lock(fd: int) -> bool:
+    """Takes an exclusive flock on `fd` without waiting; False when another holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _check_meta(meta: Any, run_id: str) -> dict:
@@ -731,6 +746,12 @@ class RunWriter:
             _write_atomic(self.path / _META_FILE, _dump_meta(meta))
             self._meta = meta
 
+    @property
+    def stop_requested(self) -> bool:
+        """Whether a stop was asked for this run (`RunStore.request_stop`, from any process
+        or host that shares the folder): one `stat` call, cheap enough for every chunk."""
+        return (self.path / _STOP_FILE).exists()
+
     def close(self) -> None:
         """Close the curve files and release the writer lock (idempotent)."""
         for f in (self._batches, self._epochs):
@@ -925,9 +946,7 @@ def _reconciled(run_dir: Path, meta: dict) -> dict:
     except OSError as e:
         raise RunStoreError(f"its writer lock cannot be opened: {e}") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(fd):
             return meta  # a live writer
         try:
             with _locked(run_dir / _META_LOCK):
@@ -1188,15 +1207,56 @@ class RunStore:
             meta["updated_at"] = _iso(_utcnow())
             _write_atomic(path / _META_FILE, _dump_meta(meta))
 
-    def delete(self, run_id: str) -> None:
-        """Remove a run (readable or not). It disappears from listings at once."""
+    def request_stop(self, run_id: str) -> bool:
+        """Asks the worker of a live run to stop, through a file in the run's folder that
+        the worker polls after every chunk of steps (so it works from any host sharing the
+        folder); False, and nothing written, when no writer holds the run."""
         path = self.path_of(run_id)
-        trash = self.root / f".deleting-{run_id}-{secrets.token_hex(4)}"
+        if not self.is_active(run_id):
+            return False
+        request = {"requested_at": _iso(_utcnow()), "host": platform.node(), "pid": os.getpid()}
+        _write_atomic(path / _STOP_FILE, _dump_meta(request))
+        return True
+
+    def delete(self, run_id: str, *, force: bool = False, wait_s: float = 60.0) -> None:
+        """Remove a run (readable or not). It disappears from listings at once.
+
+        A run still training (a writer holds it) is refused with RunIsLiveError; with
+        `force`, it is asked to stop (`request_stop`) and deleted once its worker has let
+        it go, waiting up to `wait_s` seconds. The writer lock is held from the check to the
+        removal, so no worker writes into a deleted run."""
+        path = self.path_of(run_id)
         try:
-            os.rename(path, trash)
+            fd = os.open(path / _WRITER_LOCK, os.O_RDONLY)
         except FileNotFoundError:
-            raise RunStoreError(f"unknown run id {run_id!r} in {str(self.root)!r}") from None
-        shutil.rmtree(trash, ignore_errors=True)
+            fd = -1  # a folder without a lock: no writer can hold it
+        except OSError as e:
+            raise RunStoreError(f"run {run_id} cannot be locked for deletion: {e}") from None
+        try:
+            if fd >= 0 and not _try_lock(fd):
+                if not force:
+                    raise RunIsLiveError(
+                        f"run {run_id} is still training: stop it first, or ask for it to be "
+                        "stopped and then deleted"
+                    )
+                self.request_stop(run_id)
+                deadline = time.monotonic() + wait_s
+                while not _try_lock(fd):
+                    if time.monotonic() > deadline:
+                        raise RunIsLiveError(
+                            f"run {run_id} was asked to stop but was still training after "
+                            f"{wait_s:g} s; it was not deleted"
+                        )
+                    time.sleep(0.05)
+            trash = self.root / f".deleting-{run_id}-{secrets.token_hex(4)}"
+            try:
+                os.rename(path, trash)
+            except FileNotFoundError:
+                raise RunStoreError(f"unknown run id {run_id!r} in {str(self.root)!r}") from None
+            shutil.rmtree(trash, ignore_errors=True)
+        finally:
+            if fd >= 0:
+                os.close(fd)
 
     def export_csv(self, run_id: str, curve: str, out: TextIO) -> None:
         """Write a curve ("batches" or "epochs") as CSV with a header to a text file object."""

@@ -58,16 +58,24 @@ def load_data(config: TrainingConfig) -> datasets_module.Dataset:
 
 
 class StopSignal:
-    """Set by SIGTERM / SIGINT (when installed) or by `request()`; read after each batch."""
+    """Set by SIGTERM / SIGINT (when installed), by `request()`, or by a stop request in the
+    run's folder (`watch`, `RunStore.request_stop`); read after each chunk of steps."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._checks: list[Callable[[], bool]] = []
 
     def request(self, *_: Any) -> None:
         self._event.set()
 
+    def watch(self, check: Callable[[], bool]) -> None:
+        """Also stop when `check()` is true (asked at each read until it is)."""
+        self._checks.append(check)
+
     @property
     def requested(self) -> bool:
+        if not self._event.is_set() and any(check() for check in self._checks):
+            self._event.set()
         return self._event.is_set()
 
     def install(self) -> None:
@@ -153,6 +161,7 @@ def run_training(
         config.to_dict(),
         {**environment(device), "engine": chosen},
     )
+    stop.watch(lambda: writer.stop_requested)  # a request from any process or host
     if on_created:
         on_created(writer.run_id)
     start = time.perf_counter()

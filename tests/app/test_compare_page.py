@@ -587,6 +587,14 @@ def test_a_live_run_is_shown_live_and_cannot_be_deleted(
         assert any("still training" in e for e in errors(at))
         assert (runs_dir / live.run_id).is_dir()
         assert "compare-delete-yes" not in button_keys(at)
+        # Stop beside Delete: the request the worker polls, whichever host it runs on
+        assert not live.writer.stop_requested
+        at.button(key="compare-stop").click().run()
+        no_failures(at)
+        assert live.writer.stop_requested
+        assert any("stops after its current chunk" in s.value for s in at.success)
+        at.selectbox(key="compare-action-run").set_value(done.run_id).run()
+        assert "compare-stop" not in button_keys(at)  # an ended run has nothing to stop
     finally:
         live.writer.close()
 

@@ -189,26 +189,29 @@ def test_every_command_has_help(command):
     assert "usage: sgdplus" in result.stdout
 
 
+def long_train(runs_dir):
+    """A `sgdplus train` process a test ends, and its run id once it has an epoch recorded."""
+    env = {**os.environ, "SGDPLUS_RUNS_DIR": str(runs_dir)}
+    command = [str(SCRIPT), "train", "--dataset", "digits", "--batch-size", "online"]
+    command += ["--epochs", "1000", "--learning-rate", "0.01", "--momentum", "0"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    store = RunStore(runs_dir)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        runs = store.list_runs()
+        if runs and runs[0].status == "running" and store.last_row(runs[0].run_id, "epochs"):
+            return process, runs[0].run_id
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"no epoch within 120 s: {process.communicate()[1].decode()}")
+
+
 def test_a_killed_train_is_listed_and_shown_interrupted_with_its_summary(tmp_path):
     """`sgdplus train` killed with SIGKILL after its first epoch: `runs` and `show` say
     interrupted, with the losses recorded until then (recomputed here from epochs.csv)."""
-    env = {**os.environ, "SGDPLUS_RUNS_DIR": str(tmp_path)}
-    command = [str(SCRIPT), "train", "--dataset", "digits", "--batch-size", "online"]
-    command += ["--epochs", "1000", "--learning-rate", "0.01", "--momentum", "0"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    store = RunStore(tmp_path)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            runs = store.list_runs()
-            if runs and runs[0].status == "running" and store.last_row(runs[0].run_id, "epochs"):
-                break
-            time.sleep(0.2)
-        assert process.poll() is None, process.stderr.read().decode()
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    (run_id,) = [run.run_id for run in store.list_runs()]
+    process, run_id = long_train(tmp_path)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
     listing = sgdplus("runs", runs_dir=tmp_path).stdout
     (line,) = [line for line in listing.splitlines() if line.startswith(run_id)]
     epochs = pd.read_csv(tmp_path / run_id / "epochs.csv", **exact_float_reading(pd.__version__))
@@ -219,3 +222,40 @@ def test_a_killed_train_is_listed_and_shown_interrupted_with_its_summary(tmp_pat
     assert shown["summary"]["epochs_completed"] == len(epochs) >= 1
     assert shown["summary"]["final_val_loss"] == epochs.val_loss.iloc[-1]
     assert shown["summary"]["best_val_loss"] == epochs.val_loss.min()
+
+
+def test_a_live_run_is_stopped_from_another_process_and_deleted_only_when_it_has_ended(tmp_path):
+    process, run_id = long_train(tmp_path)
+    try:
+        refused = sgdplus("delete", run_id, runs_dir=tmp_path, check=False)
+        assert refused.returncode == 2
+        assert "still training" in refused.stderr
+        assert "--force" in refused.stderr
+        assert RunStore(tmp_path).is_active(run_id)  # untouched, still training
+        stopped = sgdplus("stop", run_id, runs_dir=tmp_path)
+        assert "stop requested" in stopped.stdout
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err.decode()
+    assert out.decode().split()[-1] == run_id
+    shown = json.loads(sgdplus("show", run_id, "--json", runs_dir=tmp_path).stdout)
+    assert shown["status"] == "stopped"
+    again = sgdplus("stop", run_id, runs_dir=tmp_path, check=False)
+    assert again.returncode == 2
+    assert "not training (its status is stopped)" in again.stderr
+    sgdplus("delete", run_id, runs_dir=tmp_path)
+    assert RunStore(tmp_path).list_runs() == []
+
+
+def test_delete_force_stops_a_live_run_then_deletes_it(tmp_path):
+    process, run_id = long_train(tmp_path)
+    try:
+        deleted = sgdplus("delete", run_id, "--force", runs_dir=tmp_path)
+        assert deleted.stdout.strip() == f"deleted {run_id}"
+        _out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err.decode()
+    assert "stopped, and deleted" in err.decode()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == []

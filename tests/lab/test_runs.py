@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -739,10 +740,10 @@ def test_rename_delete_and_export(tmp_path):
         store.rename(run_id, "x")
 
 
-def test_update_after_delete_is_a_clear_error(tmp_path):
+def test_update_after_its_folder_went_is_a_clear_error(tmp_path):
     store = RunStore(tmp_path)
     writer = store.create("doomed", {}, {})
-    store.delete(writer.run_id)
+    shutil.rmtree(tmp_path / writer.run_id)  # by hand: the store itself refuses (see below)
     with pytest.raises(RunStoreError, match="deleted"):
         writer.update(status="stopped")
     writer.close()
@@ -1257,3 +1258,50 @@ def test_an_error_in_the_thread_is_raised_by_the_next_call(tmp_path):
     with pytest.raises(RunStoreError, match=r"failed: the writer of run .* is closed"):
         batches.close()
     writer.close()
+
+
+# --- stop requests and deleting a live run ---------------------------------------------------
+
+
+def test_a_stop_request_reaches_the_writer_through_the_folder(tmp_path):
+    store = RunStore(tmp_path)
+    ended = store.create("ended", {"epochs": 1}, {})
+    ended.update(status="completed")
+    ended.close()
+    assert not store.request_stop(ended.run_id)
+    assert not (tmp_path / ended.run_id / "stop-requested").exists()
+    writer = store.create("live", {"epochs": 1}, {})
+    assert not writer.stop_requested
+    assert store.request_stop(writer.run_id)
+    assert writer.stop_requested
+    request = json.loads((tmp_path / writer.run_id / "stop-requested").read_text())
+    assert request["pid"] == os.getpid()
+    writer.close()
+
+
+def test_deleting_a_live_run_is_refused_unless_forced(tmp_path):
+    store = RunStore(tmp_path)
+    writer = store.create("live", {"epochs": 1}, {})
+    writer.append_batches(batch_rows(0, 3))
+    with pytest.raises(runs.RunIsLiveError, match="still training"):
+        store.delete(writer.run_id)
+    writer.append_batches(batch_rows(0, 2, start_step=3))  # untouched, still writable
+    assert len(store.load(writer.run_id).batches) == 5
+    # forced: asked to stop, but this writer never lets go
+    with pytest.raises(runs.RunIsLiveError, match=r"was still training after 0\.3 s"):
+        store.delete(writer.run_id, force=True, wait_s=0.3)
+    assert writer.stop_requested
+    assert len(store.load(writer.run_id).batches) == 5
+
+    def worker():  # lets go once asked, as a training worker does after its chunk
+        while not writer.stop_requested:
+            time.sleep(0.01)
+        writer.update(status="stopped")
+        writer.close()
+
+    stopping = threading.Thread(target=worker)
+    stopping.start()
+    store.delete(writer.run_id, force=True, wait_s=10)  # waits for the writer to let go
+    stopping.join()
+    assert store.list_runs() == []
+    assert not (tmp_path / writer.run_id).exists()

@@ -172,6 +172,21 @@ def test_worker_stops_on_request_and_keeps_what_it_recorded(tmp_path):
     assert not request_stop(store, run_id)
 
 
+def test_a_stop_request_in_the_folder_alone_stops_the_worker(tmp_path):
+    """What a process on another host sharing the folder can do: no signal, only the
+    request file the worker polls."""
+    store = RunStore(tmp_path)
+    job = start_training(
+        TrainingConfig(dataset="digits", model=SLOW, batch_size=4, epochs=200), tmp_path
+    )
+    run_id = job.run_id()
+    wait_for(lambda: epochs_recorded(store, run_id) >= 1)
+    assert store.request_stop(run_id)  # writes the request; sends nothing
+    assert job.wait(60) == 0
+    assert store.load_meta(run_id)["status"] == "stopped"
+    assert not store.request_stop(run_id)  # nobody trains it now
+
+
 def test_kill_9_of_a_worker_loses_at_most_one_epoch(tmp_path):
     store = RunStore(tmp_path)
     job = start_training(
