@@ -1,25 +1,27 @@
 """Training in a worker process: start it, learn its run id, stop it, wait for it.
 
-The worker is a fresh interpreter (the `spawn` start method), so no backend trains in the
-caller (the dashboard's server), a crash in it cannot take the caller down, and GPU
-memory is returned when it exits. Any process can stop any running run of a store with
-`request_stop` (a request file the worker polls, and SIGTERM on the worker's own host): the
-worker ends after the current chunk of steps and marks the run `stopped`.
+The worker (`lab.worker`) is a fresh interpreter in its own session
+(`start_new_session`): no backend trains in the caller (the dashboard's server), a crash in
+it cannot take the caller down, GPU memory is returned when it exits, and it outlives its
+caller: Ctrl-C on the server's terminal does not reach it, and the server's shutdown does
+not wait for it (a restarted dashboard finds the run live in the store). Any process can
+stop any running run of a store with `request_stop` (a request file the worker polls, and
+SIGTERM on the worker's own host): the worker ends after the current chunk of steps and
+marks the run `stopped`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
+import json
 import os
 import platform
+import select
 import signal
+import subprocess
 import sys
-import types
-from collections.abc import Iterator
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 from keras_sgdplus.lab.config import TrainingConfig
 from keras_sgdplus.lab.runs import RunStore
@@ -28,107 +30,74 @@ from keras_sgdplus.lab.runs import RunStore
 class TrainingJob:
     """A training run in a worker process."""
 
-    def __init__(self, process: multiprocessing.process.BaseProcess, connection: Connection):
+    def __init__(self, process: subprocess.Popen, handshake: IO[bytes]) -> None:
         self.process = process
-        self._connection = connection
+        self._handshake = handshake
         self._run_id: str | None = None
 
     def run_id(self, timeout: float = 120.0) -> str:
         """The id of the run the worker created; ValueError with its message if it could not
         create one (no GPU for device "gpu", a name the run store refuses)."""
         if self._run_id is None:
-            if not self._connection.poll(timeout):
+            ready, _, _ = select.select([self._handshake], [], [], timeout)
+            if not ready:
                 raise TimeoutError(f"The training worker gave no run id within {timeout:g} s.")
-            try:
-                kind, value = self._connection.recv()
-            except EOFError:
-                self.process.join(5)
-                raise RuntimeError(
-                    f"The training worker exited (code {self.process.exitcode}) before "
-                    "starting a run."
-                ) from None
+            line = self._handshake.readline().decode("utf-8").rstrip("\n")
+            self._handshake.close()
+            kind, _, value = line.partition(" ")
             if kind == "error":
                 raise ValueError(value)
+            if kind != "run_id":
+                code = self.process.wait(5)
+                raise RuntimeError(
+                    f"The training worker exited (code {code}) before starting a run."
+                )
             self._run_id = value
         return self._run_id
 
     def stop(self) -> None:
         """Asks the worker to stop after the current chunk of steps."""
-        if self.process.is_alive() and self.process.pid:
-            os.kill(self.process.pid, signal.SIGTERM)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Waits for the worker to exit; returns its exit code (None if still running)."""
-        self.process.join(timeout)
-        return self.process.exitcode
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout)
+        return self.process.returncode
 
     @property
     def alive(self) -> bool:
-        return self.process.is_alive()
+        return self.process.poll() is None
 
 
 def start_training(config: TrainingConfig, runs_dir: str | os.PathLike) -> TrainingJob:
     """Starts a worker that trains `config` (parsed where it entered) into `runs_dir`.
 
-    The worker gets the config as plain data (`to_dict`) and turns it back with `from_dict`.
+    The worker gets the config as JSON (`to_dict`) on its stdin and turns it back with
+    `from_dict`; it answers through a pipe of its own (its stdout goes nowhere, its
+    stderr is the caller's).
     """
-    config_dict = config.to_dict()
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_worker_main,
-        args=(config_dict, str(Path(runs_dir).resolve()), sender),
-        name="sgdplus-training",
-        daemon=False,
-    )
-    with _without_main_module():
-        process.start()
-    sender.close()
-    return TrainingJob(process, receiver)
-
-
-@contextlib.contextmanager
-def _without_main_module() -> Iterator[None]:
-    """While a worker is spawned, an empty `__main__`: `spawn` runs the parent's main
-    module again in the child before the target, and under Streamlit that module is the
-    app's script (Streamlit installs it as `__main__`), whose imports would load Keras
-    before the worker has chosen its backend and devices. The worker needs nothing from
-    `__main__` (its target lives in this module, its config is plain data)."""
-    main = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")  # no __file__, no __spec__
+    read_fd, write_fd = os.pipe()
+    runs = str(Path(runs_dir).resolve())
+    command = [sys.executable, "-m", "keras_sgdplus.lab.worker", str(write_fd), runs]
     try:
-        yield
-    finally:
-        if main is not None:
-            sys.modules["__main__"] = main
-
-
-def _worker_main(config_dict: dict[str, Any], runs_dir: str, connection: Connection) -> None:
-    """The worker: choose the Keras backend and the device before Keras loads, then train.
-
-    `prepare_process` must run before anything imports Keras (it fixes its backend on
-    import) or a GPU runtime; it also gives back the GPUs that the dashboard's server hid
-    from itself, and so from this child. A backend that cannot be had, like a run the store
-    refuses, reaches the caller as a ValueError from `TrainingJob.run_id`.
-    """
-    from keras_sgdplus.lab.accelerators import prepare_process
-
-    try:
-        prepare_process(config_dict.get("backend", "auto"), config_dict.get("device", "auto"))
-        from keras_sgdplus.lab.training import StopSignal, run_training
-
-        stop = StopSignal()
-        stop.install()
-        run_training(
-            TrainingConfig.from_dict(config_dict),
-            RunStore(runs_dir),
-            stop,
-            on_created=lambda run_id: connection.send(("run_id", run_id)),
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            pass_fds=(write_fd,),
+            start_new_session=True,
         )
-    except ValueError as error:  # refused before the run exists (see TrainingJob.run_id)
-        connection.send(("error", str(error)))
+    except BaseException:
+        os.close(read_fd)
+        raise
     finally:
-        connection.close()
+        os.close(write_fd)
+    assert process.stdin is not None
+    with process.stdin:
+        process.stdin.write(json.dumps(config.to_dict()).encode("utf-8"))
+    return TrainingJob(process, os.fdopen(read_fd, "rb"))
 
 
 def request_stop(store: RunStore, run_id: str) -> bool:
