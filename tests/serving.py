@@ -47,10 +47,12 @@ def served(
     log: Path,
     env: Mapping[str, str | None] | None = None,
     host: str = "127.0.0.1",
+    end_runs: bool = True,
 ) -> Iterator[subprocess.Popen]:
     """Runs `command` (a Streamlit server on `port`) in its own session until healthy at
-    `host`, yields it, then ends it and every worker it started. `env` adds to this process's
-    environment; a name set to None is left out."""
+    `host`, yields it, then ends it, and (`end_runs`) the workers of the runs still live in
+    its runs folder (`SGDPLUS_RUNS_DIR` in `env`), which outlive it. `env` adds to this
+    process's environment; a name set to None is left out."""
     merged = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     environment = {name: value for name, value in merged.items() if value is not None}
     with log.open("w") as output:
@@ -61,7 +63,7 @@ def served(
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its training workers too, so all of them can be ended
+            start_new_session=True,  # so the server and what it spawns can be ended at once
         )
         try:
             try:
@@ -77,6 +79,18 @@ def served(
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait(30)
+            if end_runs and environment.get("SGDPLUS_RUNS_DIR"):
+                end_live_runs(Path(environment["SGDPLUS_RUNS_DIR"]))
+
+
+def end_live_runs(runs_dir: Path) -> None:
+    """Kills the worker of every run of `runs_dir` that a writer still holds (on this host)."""
+    from keras_sgdplus.lab.runs import RunStore
+
+    store = RunStore(runs_dir)
+    for run in store.list_runs(live_only=True):
+        with contextlib.suppress(Exception):
+            os.kill(store.load_meta(run.run_id)["environment"]["pid"], signal.SIGKILL)
 
 
 def _address_from_proc(hex_address: str) -> str:

@@ -4,7 +4,6 @@ again finds the run live, and its Stop button stops it."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
@@ -17,7 +16,7 @@ from playwright.sync_api import Browser, expect
 from keras_sgdplus.lab.runs import RunStore
 from tests.e2e.conftest import REPO, VIEWPORT
 from tests.e2e.streamlit_ui import button, click_radio, expand, open_page, type_number, type_text
-from tests.serving import free_port, served
+from tests.serving import end_live_runs, free_port, served
 
 TRAINING_TIMEOUT = 300_000  # ms
 
@@ -40,11 +39,11 @@ def test_ctrl_c_on_the_server_leaves_the_run_training_and_a_new_server_stops_it(
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.set_default_timeout(60_000)
-    run_id = None
     try:
         port = free_port()
         log = tmp_path / "first.log"
-        with served(server_command(port), port=port, cwd=REPO, log=log, env=env) as server:
+        first = served(server_command(port), port=port, cwd=REPO, log=log, env=env, end_runs=False)
+        with first as server:
             open_page(page, f"http://127.0.0.1:{port}")
             expand(page, "New run")
             click_radio(page, "Batch size", "Online (1)")
@@ -84,8 +83,4 @@ def test_ctrl_c_on_the_server_leaves_the_run_training_and_a_new_server_stops_it(
         assert 0 < meta["summary"]["steps"] < meta["summary"]["total_steps"]
     finally:
         context.close()
-        if run_id is not None:  # never leave a worker behind
-            with contextlib.suppress(Exception):
-                pid = store.load_meta(run_id)["environment"]["pid"]
-                if store.is_active(run_id):
-                    os.kill(pid, signal.SIGKILL)
+        end_live_runs(runs_dir)  # never leave a worker behind
