@@ -93,10 +93,14 @@ def generated_points(name: str, n_samples: int, noise: float, seed: int):
 
 
 @st.cache_data(max_entries=8)
-def uploaded_dataset(path: str, target_column: str | None, split: float, seed: int):
+def uploaded_summary(path: str, target_column: str | None, split: float, seed: int):
+    """What the page shows of an upload (its `DatasetInfo`, the training-set size): the
+    arrays are parsed, checked and let go, so the server keeps no copy of them."""
     if target_column is None:
-        return datasets.load_npz(path, validation_split=split, seed=seed)
-    return datasets.load_csv(path, target_column, validation_split=split, seed=seed)
+        data = datasets.load_npz(path, validation_split=split, seed=seed)
+    else:
+        data = datasets.load_csv(path, target_column, validation_split=split, seed=seed)
+    return data.info, len(data.x_train)
 
 
 def pick_data(store: RunStore) -> dict | None:
@@ -167,18 +171,17 @@ def pick_upload(store: RunStore, fields: dict) -> dict | None:
             target = st.selectbox(
                 "Target column", columns, index=len(columns) - 1, key="target_column"
             )
-        data = uploaded_dataset(str(path), target, fields["validation_split"], 0)
+        info, n_train = uploaded_summary(str(path), target, fields["validation_split"], 0)
     except ValueError as error:
         st.error(f"This file cannot be used: {error}")
         return None
-    info = data.info
     st.caption(
         f"{upload.name}: {info.size:,} samples of shape {info.input_shape}, {info.task}"
         + (f", {info.num_classes} classes." if info.num_classes else ".")
     )
     kind = path.suffix.lstrip(".")
     fields.update(dataset=kind, data_path=str(path), target_column=target)
-    fields["n_train"] = len(data.x_train)
+    fields["n_train"] = n_train
     fields.update(task=info.task, input_shape=info.input_shape)
     return fields
 

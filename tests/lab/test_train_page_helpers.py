@@ -1,12 +1,16 @@
 """The engine parts behind the Train page: uploads, previews, the plan and live progress."""
 
 import hashlib
+import io
 import math
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
 
 from keras_sgdplus.lab import datasets, live, preview_charts, training, uploads
+from keras_sgdplus.lab.datasets import DatasetError
 from keras_sgdplus.lab.runs import RunStore
 
 # --- the plan: training-set size and steps ----------------------------------------------------
@@ -192,3 +196,75 @@ def test_the_charts_refresh_less_often_as_a_run_grows_or_a_refresh_costs_more(
     assert live.refresh_seconds(n_batches, refresh_cpu_seconds=cpu) == seconds
     needed = max(n_batches / 150_000, cpu / 0.05)
     assert seconds == next((s for s in (2, 4, 8) if needed <= s + 1e-12), 8)
+
+
+# --- upload limits ----------------------------------------------------------------------------
+
+
+def zip_bomb(n_bytes: int) -> bytes:
+    """An NPZ whose one float32 array of zeros takes `n_bytes` decompressed, written in
+    chunks (never held whole): about a thousandth of that compressed."""
+    out = io.BytesIO()
+    count = n_bytes // 4
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (count,)}
+    )
+    chunk = bytes(64 << 20)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open("x.npy", "w", force_zip64=True) as member:
+            member.write(header.getvalue())
+            for start in range(0, 4 * count, len(chunk)):
+                member.write(chunk[: min(len(chunk), 4 * count - start)])
+        archive.writestr("y.npy", _npy(np.zeros(3, dtype="int64")))
+    return out.getvalue()
+
+
+def _npy(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array)
+    return out.getvalue()
+
+
+def test_an_npz_bomb_is_refused_from_its_zip_directory_before_it_expands(tmp_path):
+    bomb = zip_bomb(uploads.MAX_NPZ_BYTES + (64 << 20))
+    assert len(bomb) < uploads.MAX_NPZ_BYTES // 200  # small to upload, huge once expanded
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match=r"bomb\.npz would take [\d,]+ bytes once"):
+            uploads.save_upload("bomb.npz", bomb, tmp_path / "uploads")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20  # nothing was decompressed (the bomb expands past 1 GiB)
+    assert not (tmp_path / "uploads").exists() or not any((tmp_path / "uploads").iterdir())
+
+
+def test_an_npz_whose_headers_declare_huge_arrays_is_refused(tmp_path):
+    """NumPy allocates what a .npy header declares before reading the member: a few bytes
+    that declare 2 GiB are refused by their header."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (1 << 29,)}
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("x.npy", header.getvalue() + bytes(16))
+        archive.writestr("y.npy", _npy(np.zeros(4, dtype="int64")))
+    with pytest.raises(DatasetError, match=r"holds arrays of 2,147,483,680 bytes"):
+        uploads.check_upload("liar.npz", out.getvalue())
+    fine = io.BytesIO()
+    np.savez_compressed(fine, x=np.ones((50, 3)), y=np.arange(50))
+    uploads.check_upload("fine.npz", fine.getvalue())  # an ordinary file passes
+
+
+def test_csv_uploads_have_row_and_column_limits(tmp_path):
+    at_limit = b"a,b\n" + b"1,2\n" * uploads.MAX_CSV_ROWS
+    uploads.check_upload("rows.csv", at_limit)
+    uploads.check_upload("rows.csv", at_limit.rstrip(b"\n"))  # no final newline: the same rows
+    with pytest.raises(DatasetError, match=r"rows\.csv has 1,000,001 rows, more than"):
+        uploads.check_upload("rows.csv", at_limit + b"1,2")
+    wide = ",".join(f"c{i}" for i in range(uploads.MAX_CSV_COLUMNS + 1)).encode() + b"\n"
+    with pytest.raises(DatasetError, match=r"has 10,001 columns, more than the limit of 10,000"):
+        uploads.save_upload("wide.csv", wide + b"0," * uploads.MAX_CSV_COLUMNS + b"1\n", tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing saved
