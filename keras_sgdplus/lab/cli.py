@@ -249,7 +249,18 @@ def command_compare(args: argparse.Namespace) -> int:
 
 
 def command_export(args: argparse.Namespace) -> int:
-    _store(args).export_csv(args.run, args.curve, sys.stdout)
+    if args.tensorboard is None:
+        _store(args).export_csv(args.run, args.curve, sys.stdout)
+        return 0
+    try:
+        from keras_sgdplus.lab.tensorboard_export import export_tensorboard
+
+        folder = export_tensorboard(_store(args), args.run, args.tensorboard)
+    except ImportError:
+        raise ValueError(
+            "--tensorboard needs the tensorboard package: pip install tensorboard"
+        ) from None
+    print(f"wrote {folder} (view it with: tensorboard --logdir {args.tensorboard})")
     return 0
 
 
@@ -400,9 +411,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("runs", nargs="+")
     compare.set_defaults(handler=command_compare)
 
-    export = commands.add_parser("export", parents=[runs_dir], help="a curve as CSV on stdout")
+    export = commands.add_parser(
+        "export",
+        parents=[runs_dir],
+        help="a curve as CSV on stdout, or the run as TensorBoard event files",
+    )
     export.add_argument("run")
     export.add_argument("--curve", choices=("batches", "epochs"), default="epochs")
+    export.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="write the run's event files under DIR/RUN_ID (batches, epochs, hyperparameters)",
+    )
     export.set_defaults(handler=command_export)
 
     delete = commands.add_parser("delete", parents=[runs_dir], help="delete a run")

@@ -259,3 +259,17 @@ def test_delete_force_stops_a_live_run_then_deletes_it(tmp_path):
     assert process.returncode == 0, err.decode()
     assert "stopped, and deleted" in err.decode()
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == []
+
+
+def test_export_tensorboard_writes_event_files_tensorboard_reads(two_runs, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs_dir, first, _ = two_runs
+    run_id = first.stdout.split()[-1]
+    result = sgdplus("export", run_id, "--tensorboard", tmp_path / "logs", runs_dir=runs_dir)
+    assert f"tensorboard --logdir {tmp_path / 'logs'}" in result.stdout
+    reader = EventAccumulator(str(tmp_path / "logs" / run_id / "validation"))
+    reader.Reload()
+    epochs = RunStore(runs_dir).load(run_id).epochs
+    values = [event.value for event in reader.Scalars("epoch_loss")]
+    assert values == epochs.val_loss.astype("float32").tolist()
