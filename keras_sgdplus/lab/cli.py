@@ -147,6 +147,7 @@ def dataset_info(config: TrainingConfig) -> DatasetInfo:
 def command_train(args: argparse.Namespace) -> int:
     from keras_sgdplus.lab.accelerators import prepare_process
     from keras_sgdplus.lab.config import check_model_fits
+    from keras_sgdplus.lab.runs import RunStoreError
 
     config = config_from_args(args)  # every check of the settings alone
     # The backend and the device are set up before Keras (imported by `training`) loads.
@@ -160,11 +161,15 @@ def command_train(args: argparse.Namespace) -> int:
     stop.install()
     store = _store(args)
     run_id = run_training(config, store, stop, progress=_progress(config.epochs))
-    if not store.path_of(run_id, must_exist=False).is_dir():  # `delete --force` stopped it
+    try:
+        meta = store.load_meta(run_id)
+    except RunStoreError:
+        if store.path_of(run_id, must_exist=False).is_dir():
+            raise
+        # `sgdplus delete --force` stopped the run, then deleted it
         print(f"sgdplus train: stopped, and deleted from {store.root}", file=sys.stderr)
         print(run_id)
         return 0
-    meta = store.load(run_id).meta
     if meta["status"] == "failed":
         print(f"sgdplus train: failed: {meta.get('error')}", file=sys.stderr)
     elif meta["status"] != "completed":
