@@ -480,11 +480,39 @@ def show_outcome(meta: dict) -> None:
         st.warning(f"{text}. {meta.get('error') or ''}")
 
 
+def other_live_runs_panel(store: RunStore, watched: str | None) -> None:
+    """Every other run training now (started here, in another tab, by `sgdplus train` or
+    on another host sharing the folder): its progress, Stop, and Watch to show it above."""
+    others = [run_id for run_id in live.live_runs(store) if run_id != watched]
+    if not others:
+        return
+    st.markdown(f"**Also training now** ({len(others)})")
+    for run_id in others:
+        try:
+            meta = store.load_meta(run_id)
+            progress = live.progress_of(meta, store.last_row(run_id, "batches"))
+        except RunStoreError:
+            continue  # ended and deleted meanwhile
+        name, bar, watch, stop = st.columns([2, 4, 1, 1])
+        name.markdown(meta["name"])
+        bar.progress(progress.fraction or 0.0, text=progress.text)
+        if watch.button("Watch", key=f"watch-{run_id}", help="Show this run's curves above."):
+            st.session_state[WATCHED] = run_id
+            st.rerun(scope="app")
+        if stop.button(
+            "Stop", key=f"stop-other-{run_id}", help="Ends it after its current chunk of steps."
+        ) and request_stop(store, run_id):
+            st.toast(f"Stopping {meta['name']} after its current chunk of steps…")
+
+
 st.title("Train")
 store = common.run_store()
 common.reap_finished_jobs()
-live_run = live.newest_live_run(store)
-watched = live_run or st.session_state.get(WATCHED)
+live_now = live.live_runs(store)
+chosen = st.session_state.get(WATCHED)
+# the run the user chose while it trains, else the newest live one, else the last watched
+live_run = chosen if chosen in live_now else (live_now[0] if live_now else None)
+watched = live_run or chosen
 if watched and not store.path_of(watched, must_exist=False).is_dir():
     st.session_state.pop(WATCHED, None)  # deleted on the Compare page meanwhile
     watched = None
@@ -499,6 +527,9 @@ if watched:
     progress_every = live.PROGRESS_REFRESH_SECONDS if is_live else None
     st.fragment(run_every=progress_every)(status_panel)(store, watched)
     st.fragment(run_every=refresh)(curves_panel)(store, watched, options)
+    st.divider()
+if len(live_now) > (1 if live_run else 0):
+    st.fragment(run_every=live.PROGRESS_REFRESH_SECONDS)(other_live_runs_panel)(store, live_run)
     st.divider()
 with st.expander("New run", expanded=live_run is None):
     new_run_form(store, training_now=live_run is not None)

@@ -291,3 +291,32 @@ def spec_without_data(chart) -> str:
     for name in chart.datasets:
         text = text.replace(json.dumps(name), '"DATA"')
     return text
+
+
+def test_every_live_run_is_shown_with_its_own_stop_and_can_be_watched(page, runs_dir: Path):
+    """Runs training elsewhere (another tab, `sgdplus train`, another host): the newest is
+    watched, every other is listed with its progress, Stop and Watch."""
+    store = RunStore(runs_dir)
+    writers = {}
+    for name in ("first elsewhere", "second elsewhere"):
+        config = TrainingConfig(dataset="iris", epochs=3, name=name)
+        writers[name] = store.create(name, config.to_dict(), {})
+        writers[name].update(summary={"total_steps": 24, "steps_per_epoch": 8})
+        time.sleep(1.1)  # run ids order by the second they were made
+    try:
+        app = page("train")
+        assert not app.exception
+        assert app.subheader[0].value == "second elsewhere"  # the newest
+        assert "**Also training now** (1)" in texts(app.markdown)
+        assert "first elsewhere" in texts(app.markdown)
+        first = writers["first elsewhere"]
+        app.button(key=f"stop-other-{first.run_id}").click().run()
+        assert not app.exception
+        assert first.stop_requested  # the request its worker polls, wherever it runs
+        assert not writers["second elsewhere"].stop_requested
+        app.button(key=f"watch-{first.run_id}").click().run()
+        assert app.subheader[0].value == "first elsewhere"
+        assert "second elsewhere" in texts(app.markdown)  # now listed below
+    finally:
+        for writer in writers.values():
+            writer.close()
