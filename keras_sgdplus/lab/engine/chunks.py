@@ -16,13 +16,19 @@ the model is an ordinary Keras model again.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import keras
 import numpy as np
 
-from keras_sgdplus.lab.engine.common import TrainingArrays, epoch_logs, steps_for
+from keras_sgdplus.lab.engine.common import (
+    TrainingArrays,
+    build_compiled_parts,
+    epoch_logs,
+    steps_for,
+)
 from keras_sgdplus.lab.engine.order import epoch_order
 from keras_sgdplus.lab.engine.recorder import StepRecorder
 
@@ -47,6 +53,28 @@ class ChunkPrograms(Protocol):
 
     def evaluate(self) -> dict[str, float]:
         """Keras's `evaluate` of the model on the validation set, as a dict."""
+
+
+def chunked_path(
+    programs_of: Callable[[keras.Model, TrainingArrays, int], ChunkPrograms],
+) -> Callable[[keras.Model, TrainingArrays, int, range, int, StepRecorder], None]:
+    """The `train(model, arrays, batch_size, epochs, seed, recorder)` of an engine path
+    whose programs `programs_of(model, arrays, batch_size)` makes."""
+
+    def train(
+        model: keras.Model,
+        arrays: TrainingArrays,
+        batch_size: int,
+        epochs: range,
+        seed: int,
+        recorder: StepRecorder,
+    ) -> None:
+        """Trains `model` (compiled) over `epochs`, recording every step."""
+        build_compiled_parts(model, arrays)
+        programs = programs_of(model, arrays, batch_size)
+        train_in_chunks(model, programs, arrays, batch_size, epochs, seed, recorder)
+
+    return train
 
 
 def train_in_chunks(

@@ -28,16 +28,14 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from keras_sgdplus.lab.engine.chunks import train_in_chunks
+from keras_sgdplus.lab.engine.chunks import chunked_path
 from keras_sgdplus.lab.engine.common import (
     MAX_CHUNK_STEPS,
     TrainingArrays,
-    build_compiled_parts,
     global_norm,
     rate_of_next_step,
     validation_batch_size,
 )
-from keras_sgdplus.lab.engine.recorder import StepRecorder
 
 State = tuple[list[Any], list[Any], list[Any], list[Any]]
 
@@ -158,15 +156,5 @@ class JaxChunks:
         return {key: float(value) for key, value in results.items()}
 
 
-def train(
-    model: keras.Model,
-    arrays: TrainingArrays,
-    batch_size: int,
-    epochs: range,
-    seed: int,
-    recorder: StepRecorder,
-) -> None:
-    """Trains `model` (compiled, on JAX) over `epochs`, recording every step."""
-    build_compiled_parts(model, arrays)
-    programs = JaxChunks(model, arrays, batch_size)
-    train_in_chunks(model, programs, arrays, batch_size, epochs, seed, recorder)
+#: `train(model, arrays, batch_size, epochs, seed, recorder)`: this path for `engine`.
+train = chunked_path(JaxChunks)
