@@ -78,6 +78,12 @@ def start_training(config: TrainingConfig, runs_dir: str | os.PathLike) -> Train
     `from_dict`; it answers through a pipe of its own (its stdout goes nowhere, its
     stderr is the caller's).
     """
+    return start_worker(config.to_dict(), runs_dir)
+
+
+def start_worker(config_dict: dict, runs_dir: str | os.PathLike) -> TrainingJob:
+    """Starts `python -m keras_sgdplus.lab.worker` on a config given as plain data (what
+    `start_training` sends; a test may send one the worker must refuse)."""
     read_fd, write_fd = os.pipe()
     runs = str(Path(runs_dir).resolve())
     command = [sys.executable, "-m", "keras_sgdplus.lab.worker", str(write_fd), runs]
@@ -96,7 +102,7 @@ def start_training(config: TrainingConfig, runs_dir: str | os.PathLike) -> Train
         os.close(write_fd)
     assert process.stdin is not None
     with process.stdin:
-        process.stdin.write(json.dumps(config.to_dict()).encode("utf-8"))
+        process.stdin.write(json.dumps(config_dict).encode("utf-8"))
     return TrainingJob(process, os.fdopen(read_fd, "rb"))
 
 

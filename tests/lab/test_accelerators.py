@@ -4,26 +4,23 @@ What a fresh process does (the backend Keras loads, the variables a runtime read
 starts) is checked in real child interpreters: this test process has Keras imported already.
 This machine has both backends installed and no GPU.
 
-No module-level import of Keras here: the spawned child of `test_a_spawned_worker_...`
-imports this module, and must reach `prepare_process` before Keras loads.
+The children are started as the lab starts its training workers: fresh interpreters with
+the caller's environment, whose first step is `prepare_process`, before Keras loads.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
 import textwrap
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
 
 from keras_sgdplus.lab import accelerators
 from keras_sgdplus.lab.accelerators import HIDDEN_ACCELERATORS, SERVER_MARKER
-from keras_sgdplus.lab.jobs import _without_main_module
 
 REPO = Path(__file__).resolve().parents[2]
 WATCHED = (
@@ -265,34 +262,29 @@ def test_prepare_process_refuses_a_backend_other_than_the_running_one(restored_e
         accelerators.prepare_process("auto", "tpu")
 
 
-def _report_prepared_environment(connection: Connection, backend: str, device: str) -> None:
-    """A spawned child: what a training worker's environment is after `prepare_process`."""
-    import sys as child_sys
-
-    keras_before = "keras" in child_sys.modules
-    accelerators.prepare_process(backend, device)
-    connection.send(
-        {
-            "environ": {name: os.environ.get(name) for name in WATCHED},
-            "keras_before": keras_before,
-        }
-    )
-    connection.close()
-
-
 def spawn_and_report(backend: str, device: str) -> dict:
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_report_prepared_environment, args=(sender, backend, device))
-    with _without_main_module():  # as jobs.start_training spawns a worker (after an AppTest
-        child.start()  # in this process, `__main__` is a page script that imports Keras)
-    sender.close()
-    try:
-        assert receiver.poll(120), "the spawned child reported nothing"
-        return receiver.recv()
-    finally:
-        child.join(30)
-        assert child.exitcode == 0
+    """A fresh interpreter with this process's environment, as `jobs.start_training` starts
+    a worker: it imports the worker's module (which must not load Keras), then does what the
+    worker does first (`prepare_process`), and reports its environment."""
+    code = f"""
+        import json, os, sys
+        import keras_sgdplus.lab.worker
+        keras_before = "keras" in sys.modules
+        from keras_sgdplus.lab import accelerators
+        accelerators.prepare_process({backend!r}, {device!r})
+        environ = {{name: os.environ.get(name) for name in {list(WATCHED)!r}}}
+        print(json.dumps({{"environ": environ, "keras_before": keras_before}}))
+        """
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        cwd=REPO,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_a_spawned_worker_sees_the_gpus_the_server_hid(restored_environ):
@@ -319,17 +311,10 @@ def test_a_spawned_worker_sees_the_gpus_the_server_hid(restored_environ):
 
 
 def test_a_worker_refused_its_backend_reports_it_to_the_caller(tmp_path):
-    """`jobs._worker_main` sends prepare_process's ValueError back like a refused run."""
-    from keras_sgdplus.lab.jobs import TrainingJob, _worker_main
+    """The worker sends prepare_process's ValueError back like a refused run."""
+    from keras_sgdplus.lab.jobs import start_worker
 
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(
-        target=_worker_main, args=({"backend": "theano", "device": "auto"}, str(tmp_path), sender)
-    )
-    child.start()
-    sender.close()
-    job = TrainingJob(child, receiver)
+    job = start_worker({"backend": "theano", "device": "auto"}, tmp_path)
     with pytest.raises(ValueError, match=r"`backend` must be one of .*backend='theano'"):
         job.run_id(timeout=120)
     assert job.wait(60) == 0
