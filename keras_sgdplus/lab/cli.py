@@ -1,4 +1,5 @@
-"""`sgdplus`: train, list, show, compare, export, stop and delete runs; start the dashboard.
+"""`sgdplus`: train, resume, list, show, compare, export, stop and delete runs; start the
+dashboard.
 
 Every command takes `--runs-dir` (default: $SGDPLUS_RUNS_DIR, else ./saved_runs). Bad
 arguments get a one-line error on stderr and exit status 2.
@@ -147,33 +148,56 @@ def dataset_info(config: TrainingConfig) -> DatasetInfo:
 def command_train(args: argparse.Namespace) -> int:
     from keras_sgdplus.lab.accelerators import prepare_process
     from keras_sgdplus.lab.config import check_model_fits
-    from keras_sgdplus.lab.runs import RunStoreError
 
     config = config_from_args(args)  # every check of the settings alone
     # The backend and the device are set up before Keras (imported by `training`) loads.
     backend = prepare_process(getattr(config, "backend", "auto"), config.device)
     quiet_tensorflow_import(backend)
-    from keras_sgdplus.lab.training import StopSignal, run_training
-
     info = dataset_info(config)
     check_model_fits(config.model, info.task, info.input_shape)  # and the one with the data
+    return _train_and_report(args, config, resume=None)
+
+
+def command_resume(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from keras_sgdplus.lab.accelerators import prepare_process
+    from keras_sgdplus.lab.config import TrainingConfig
+
+    store = _store(args)
+    meta = store.load_meta(args.run)  # a killed run reads as interrupted from here on
+    if meta["status"] == "running":
+        raise ValueError(f"run {args.run} is still training")
+    config = TrainingConfig.from_dict(meta["config"])
+    if args.epochs is not None:
+        config = dataclasses.replace(config, epochs=args.epochs)
+    backend = (meta.get("environment") or {}).get("backend") or config.backend
+    prepare_process(backend, config.device)  # where it trained, before Keras loads
+    quiet_tensorflow_import(backend)
+    return _train_and_report(args, config, resume=args.run)
+
+
+def _train_and_report(args: argparse.Namespace, config: TrainingConfig, resume: str | None) -> int:
+    from keras_sgdplus.lab.runs import RunStoreError
+    from keras_sgdplus.lab.training import StopSignal, run_training
+
     stop = StopSignal()
     stop.install()
     store = _store(args)
-    run_id = run_training(config, store, stop, progress=_progress(config.epochs))
+    run_id = run_training(config, store, stop, progress=_progress(config.epochs), resume=resume)
     try:
         meta = store.load_meta(run_id)
     except RunStoreError:
         if store.path_of(run_id, must_exist=False).is_dir():
             raise
         # `sgdplus delete --force` stopped the run, then deleted it
-        print(f"sgdplus train: stopped, and deleted from {store.root}", file=sys.stderr)
+        print(f"sgdplus {args.command}: stopped, and deleted from {store.root}", file=sys.stderr)
         print(run_id)
         return 0
     if meta["status"] == "failed":
-        print(f"sgdplus train: failed: {meta.get('error')}", file=sys.stderr)
+        print(f"sgdplus {args.command}: failed: {meta.get('error')}", file=sys.stderr)
     elif meta["status"] != "completed":
-        print(f"sgdplus train: {meta['status']}", file=sys.stderr)
+        print(f"sgdplus {args.command}: {meta['status']}", file=sys.stderr)
     print(run_id)
     return 1 if meta["status"] == "failed" else 0
 
@@ -438,6 +462,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="a run still training is asked to stop, then deleted",
     )
     delete.set_defaults(handler=command_delete)
+
+    resume = commands.add_parser(
+        "resume",
+        parents=[runs_dir],
+        help="continue a stopped or interrupted run from its checkpoint, or extend it",
+    )
+    resume.add_argument("run", help="the run id")
+    resume.add_argument(
+        "--epochs",
+        type=_positive_int,
+        help="train up to this many epochs in all (default: the run's own)",
+    )
+    resume.set_defaults(handler=command_resume)
 
     stop = commands.add_parser(
         "stop", parents=[runs_dir], help="stop a run that is training (from any host)"

@@ -13,6 +13,7 @@ marks the run `stopped`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -81,9 +82,29 @@ def start_training(config: TrainingConfig, runs_dir: str | os.PathLike) -> Train
     return start_worker(config.to_dict(), runs_dir)
 
 
-def start_worker(config_dict: dict, runs_dir: str | os.PathLike) -> TrainingJob:
+def resume_training(store: RunStore, run_id: str, epochs: int | None = None) -> TrainingJob:
+    """Starts a worker that continues run `run_id` from its checkpoint (`sgdplus resume`),
+    up to `epochs` epochs in all (default: the run's own), on the backend it trained on.
+    ValueError when the run is still training or `epochs` is not a positive integer."""
+    meta = store.load_meta(run_id)  # a killed run reads as interrupted from here on
+    if meta["status"] == "running":
+        raise ValueError(f"run {run_id} is still training")
+    config = TrainingConfig.from_dict(meta["config"])
+    if epochs is not None:
+        config = dataclasses.replace(config, epochs=epochs)
+    backend = (meta.get("environment") or {}).get("backend") or config.backend
+    return start_worker(config.to_dict(), store.root, resume=run_id, backend=backend)
+
+
+def start_worker(
+    config_dict: dict,
+    runs_dir: str | os.PathLike,
+    resume: str | None = None,
+    backend: str | None = None,
+) -> TrainingJob:
     """Starts `python -m keras_sgdplus.lab.worker` on a config given as plain data (what
-    `start_training` sends; a test may send one the worker must refuse)."""
+    `start_training` sends; a test may send one the worker must refuse); `resume`: the run
+    it continues, on `backend` (the one it trained on)."""
     read_fd, write_fd = os.pipe()
     runs = str(Path(runs_dir).resolve())
     command = [sys.executable, "-m", "keras_sgdplus.lab.worker", str(write_fd), runs]
@@ -102,7 +123,8 @@ def start_worker(config_dict: dict, runs_dir: str | os.PathLike) -> TrainingJob:
         os.close(write_fd)
     assert process.stdin is not None
     with process.stdin:
-        process.stdin.write(json.dumps(config_dict).encode("utf-8"))
+        payload = {"config": config_dict, "resume": resume, "backend": backend}
+        process.stdin.write(json.dumps(payload).encode("utf-8"))
     return TrainingJob(process, os.fdopen(read_fd, "rb"))
 
 

@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TextIO
@@ -78,6 +78,8 @@ _META_FILE = "meta.json"
 _META_LOCK = ".meta.lock"
 _WRITER_LOCK = ".writer.lock"
 _STOP_FILE = "stop-requested"  # made by `RunStore.request_stop`; the worker polls it
+CHECKPOINT_FILE = "checkpoint.npz"  # the state after the last whole epoch (`lab.checkpoints`)
+MODEL_FILE = "model.keras"  # the model as Keras saves it, at the run's end or stop
 _CURVE_FILES = {"batches": "batches.csv", "epochs": "epochs.csv"}
 _TAIL_BYTES = 65536
 
@@ -253,6 +255,16 @@ def _locked(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def _cut_lines(path: Path, keep: int) -> None:
+    """Cuts a curve file after its header and `keep` lines (in place: one truncate)."""
+    with open(path, "rb") as f:
+        for read in range(keep + 1):  # the header, then the lines kept
+            if not f.readline().endswith(b"\n"):
+                raise RunStoreError(f"{path.name} has {max(read - 1, 0)} lines, not {keep}")
+        offset = f.tell()
+    os.truncate(path, offset)
 
 
 def _try_lock(fd: int) -> bool:
@@ -746,6 +758,27 @@ class RunWriter:
             _write_atomic(self.path / _META_FILE, _dump_meta(meta))
             self._meta = meta
 
+    def write_checkpoint(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Stores the training state (`lab.checkpoints`: named arrays, never pickled) as the
+        run's checkpoint, whole or not at all (a temporary file, fsync, os.replace)."""
+        self._check_open()
+        buffer = io.BytesIO()
+        np.savez(buffer, **dict(arrays))  # type: ignore[arg-type]
+        _write_atomic(self.path / CHECKPOINT_FILE, buffer.getvalue())
+
+    def write_model(self, save: Callable[[str], None]) -> None:
+        """Stores the model as `model.keras` with `save(path)` (Keras's `model.save`) into a
+        temporary `.keras` file first, then os.replace: whole or not at all."""
+        self._check_open()
+        tmp = self.path / f".{MODEL_FILE}.{secrets.token_hex(4)}.keras"
+        try:
+            save(str(tmp))
+            os.replace(tmp, self.path / MODEL_FILE)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        _fsync_dir(self.path)
+
     @property
     def stop_requested(self) -> bool:
         """Whether a stop was asked for this run (`RunStore.request_stop`, from any process
@@ -1206,6 +1239,55 @@ class RunStore:
             meta["name"] = new_name
             meta["updated_at"] = _iso(_utcnow())
             _write_atomic(path / _META_FILE, _dump_meta(meta))
+
+    def load_checkpoint(self, run_id: str) -> dict[str, np.ndarray] | None:
+        """The run's checkpoint (`RunWriter.write_checkpoint`) as named arrays, None if it has
+        none; RunStoreError if it cannot be read. Read with `allow_pickle=False`."""
+        path = self.path_of(run_id) / CHECKPOINT_FILE
+        try:
+            with np.load(path, allow_pickle=False) as loaded:
+                return {name: loaded[name] for name in loaded.files}
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise RunStoreError(f"run {run_id} has an unreadable checkpoint: {e}") from None
+
+    def reopen(self, run_id: str, *, keep_epochs: int, config: dict) -> RunWriter:
+        """Takes a run that no worker holds (stopped, interrupted, completed, ...) back for
+        training: its curves cut to the first `keep_epochs` epochs (the batches after them
+        dropped), its config replaced (e.g. more epochs), its status `running`, a pending
+        stop request removed. RunIsLiveError when a worker holds it."""
+        path = self.path_of(run_id)
+        fd = os.open(path / _WRITER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if not _try_lock(fd):
+                raise RunIsLiveError(f"run {run_id} is still training")
+            with _locked(path / _META_LOCK):
+                meta = _read_meta(path)
+                per_epoch = (meta.get("summary") or {}).get("steps_per_epoch")
+                if keep_epochs and not isinstance(per_epoch, int):
+                    raise RunStoreError(f"run {run_id} does not say how many steps an epoch has")
+                _cut_lines(path / _CURVE_FILES["batches"], keep_epochs * (per_epoch or 0))
+                epochs_file = path / _CURVE_FILES["epochs"]
+                columns: tuple[str, ...] | None = None
+                if keep_epochs and epochs_file.exists():
+                    _cut_lines(epochs_file, keep_epochs)
+                    with open(epochs_file, encoding="utf-8") as f:
+                        columns = tuple(f.readline().strip().split(","))
+                else:
+                    epochs_file.unlink(missing_ok=True)
+                (path / _STOP_FILE).unlink(missing_ok=True)
+                meta.update(status="running", config=config, error=None)
+                meta["updated_at"] = _iso(_utcnow())
+                _write_atomic(path / _META_FILE, _dump_meta(meta))
+        except BaseException:
+            os.close(fd)
+            raise
+        writer = RunWriter(run_id, path, meta, fd)
+        if columns is not None:
+            writer._epoch_columns = columns
+            writer._epochs = writer._open("epochs")
+        return writer
 
     def request_stop(self, run_id: str) -> bool:
         """Asks the worker of a live run to stop, through a file in the run's folder that

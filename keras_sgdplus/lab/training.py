@@ -26,8 +26,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_sgdplus.lab import checkpoints, engine, run_summary
 from keras_sgdplus.lab import datasets as datasets_module
-from keras_sgdplus.lab import engine, run_summary
 from keras_sgdplus.lab.accelerators import environment, resolve_backend, select_device
 from keras_sgdplus.lab.config import TrainingConfig
 from keras_sgdplus.lab.engine.common import TrainingArrays
@@ -144,6 +144,7 @@ def run_training(
     progress: Callable[[dict[str, Any]], None] | None = None,
     on_created: Callable[[str], None] | None = None,
     path: str = "auto",
+    resume: str | None = None,
 ) -> str:
     """Trains in this process, writing the run as it goes; returns the run id.
 
@@ -156,17 +157,35 @@ def run_training(
     device, device_context = select_device(config.device)
     distributed = device.startswith("MirroredStrategy")
     chosen = engine.choose_path(path, backend, distributed)
-    writer = store.create(
-        config.name or default_name(config),
-        config.to_dict(),
-        {**environment(device), "engine": chosen},
-    )
+    if resume is None:
+        checkpoint = None
+        writer = store.create(
+            config.name or default_name(config),
+            config.to_dict(),
+            {**environment(device), "engine": chosen},
+        )
+    else:  # the same run goes on from its checkpoint (none: from the start)
+        trained_on = (store.load_meta(resume).get("environment") or {}).get("backend")
+        if trained_on != backend:
+            raise ValueError(
+                f"run {resume} trained on {trained_on}; it resumes on the same backend only. "
+                f"Received: backend={backend!r}"
+            )
+        checkpoint = store.load_checkpoint(resume)
+        kept = int(checkpoint[checkpoints.EPOCHS_DONE]) if checkpoint else 0
+        if kept > config.epochs:
+            raise ValueError(
+                f"`epochs` must be at least the {kept} epochs run {resume} has done. "
+                f"Received: epochs={config.epochs}"
+            )
+        writer = store.reopen(resume, keep_epochs=kept, config=config.to_dict())
     stop.watch(lambda: writer.stop_requested)  # a request from any process or host
     if on_created:
         on_created(writer.run_id)
     start = time.perf_counter()
     batches = BackgroundBatchWriter(writer)
     recorder: StepRecorder | None = None
+    saver: checkpoints.CheckpointWriter | None = None
     total_steps = 0
     try:
         set_random_seed(config.seed)
@@ -188,18 +207,38 @@ def run_training(
                     *([BatchLoss(loss)] if chosen == "keras_fit" else []),
                 ],
             )
-        recorder = StepRecorder(batches, writer.append_epoch, batch_sizes, stop, progress)
+        saver = checkpoints.CheckpointWriter(writer.write_checkpoint)
+        recorder = StepRecorder(
+            batches,
+            writer.append_epoch,
+            batch_sizes,
+            stop,
+            progress,
+            on_whole_epoch=lambda done: saver.save(model, done),
+        )
+        first = 0
+        if checkpoint is not None:
+            model.optimizer.build(model.trainable_variables)
+            first = checkpoints.restore(model, checkpoint)
+            epoch_rows = store.load_curve(writer.run_id, "epochs").to_dict("records")
+            recorder.resume_from(first, epoch_rows)
         train = engine.train_function(chosen)
         with device_context():
-            train(model, arrays, batch_size, range(config.epochs), config.seed, recorder)
+            train(model, arrays, batch_size, range(first, config.epochs), config.seed, recorder)
         batches.close()
+        saver.close()
         status = "diverged" if recorder.diverged else "stopped" if recorder.stopped else "completed"
+        if status != "diverged":
+            writer.write_model(model.save)  # for keras.saving.load_model
         writer.update(
             status=status, summary=summarize(recorder, total_steps, time.perf_counter() - start)
         )
     except BaseException as error:  # every failure is recorded; only Exceptions end here
         with contextlib.suppress(Exception):
             batches.close()
+        if saver is not None:
+            with contextlib.suppress(Exception):
+                saver.close()
         message = f"{type(error).__name__}: {error}"
         summary = summarize(recorder, total_steps, time.perf_counter() - start) if recorder else {}
         writer.update(status="failed", error=message, summary=summary)

@@ -1,5 +1,6 @@
 """The training worker process: `python -m keras_sgdplus.lab.worker HANDSHAKE_FD RUNS_DIR`,
-the run's config as JSON on stdin (started by `jobs.start_training`).
+on stdin `{"config": <the run's config>, "resume": <a run id or null>, "backend": <the
+backend to resume on, or null>}` as JSON (started by `jobs.start_worker`).
 
 It chooses the Keras backend and the device before anything imports Keras
 (`accelerators.prepare_process`, which also gives back the GPUs the dashboard's server hid
@@ -18,7 +19,9 @@ import sys
 
 def main(argv: list[str]) -> int:
     handshake_fd, runs_dir = int(argv[0]), argv[1]
-    config_dict = json.loads(sys.stdin.read())
+    payload = json.loads(sys.stdin.read())
+    config_dict, resume = payload["config"], payload.get("resume")
+    backend = payload.get("backend") or config_dict.get("backend", "auto")
     with os.fdopen(handshake_fd, "w", encoding="utf-8") as handshake:
 
         def tell(kind: str, text: str) -> None:
@@ -28,7 +31,7 @@ def main(argv: list[str]) -> int:
         from keras_sgdplus.lab.accelerators import prepare_process
 
         try:
-            prepare_process(config_dict.get("backend", "auto"), config_dict.get("device", "auto"))
+            prepare_process(backend, config_dict.get("device", "auto"))
             from keras_sgdplus.lab.config import TrainingConfig
             from keras_sgdplus.lab.runs import RunStore
             from keras_sgdplus.lab.training import StopSignal, run_training
@@ -40,6 +43,7 @@ def main(argv: list[str]) -> int:
                 RunStore(runs_dir),
                 stop,
                 on_created=lambda run_id: tell("run_id", run_id),
+                resume=resume,
             )
         except ValueError as error:  # refused before the run exists (`TrainingJob.run_id`)
             if not handshake.closed:

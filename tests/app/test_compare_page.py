@@ -601,3 +601,32 @@ def test_a_live_run_is_shown_live_and_cannot_be_deleted(
     # once the writer is gone the run is no longer live
     at = page("compare")
     assert not any("update every" in c.value for c in at.caption)
+
+
+def test_continue_extends_a_completed_run_in_a_worker(page: Page, store: RunStore):
+    """A run trained 2 epochs, continued to 4 from Compare: the same run goes on from its
+    checkpoint (steps numbered on, 4 epoch rows), trained by a real worker."""
+    import time
+
+    from keras_sgdplus.lab.config import ModelSpec
+    from keras_sgdplus.lab.training import run_training
+
+    config = TrainingConfig(dataset="iris", model=ModelSpec(depth=1, width=8), epochs=2)
+    run_id = run_training(config, store)
+    first = store.load(run_id)
+    at = page("compare")
+    at.selectbox(key="compare-action-run").set_value(run_id).run()
+    no_failures(at)
+    at.number_input(key=f"compare-continue-epochs-{run_id}").set_value(4).run()
+    at.button(key="compare-continue").click().run()
+    no_failures(at)
+    assert any("continues" in s.value for s in at.success)
+    deadline = time.monotonic() + 180
+    while store.load_meta(run_id)["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    run = store.load(run_id)
+    assert run.meta["status"] == "completed"
+    assert run.meta["config"]["epochs"] == 4
+    assert run.epochs.epoch.tolist() == [0, 1, 2, 3]
+    assert run.batches.step.tolist() == list(range(2 * len(first.batches)))
+    pd.testing.assert_frame_equal(run.batches.iloc[: len(first.batches)], first.batches)

@@ -274,3 +274,26 @@ def test_export_tensorboard_writes_event_files_tensorboard_reads(two_runs, tmp_p
     epochs = RunStore(runs_dir).load(run_id).epochs
     values = [event.value for event in reader.Scalars("epoch_loss")]
     assert values == epochs.val_loss.astype("float32").tolist()
+
+
+def test_resume_continues_a_killed_train_in_the_same_run(tmp_path):
+    process, run_id = long_train(tmp_path)
+    store = RunStore(tmp_path)
+    deadline = time.monotonic() + 60
+    while store.load_checkpoint(run_id) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    busy = sgdplus("resume", run_id, "--epochs", "1", runs_dir=tmp_path, check=False)
+    done = int(store.load_checkpoint(run_id)["epochs_done"])
+    if done > 1:  # fewer epochs than it has done is refused
+        assert busy.returncode == 2
+        assert "must be at least" in busy.stderr
+    resumed = sgdplus("resume", run_id, "--epochs", str(done + 2), runs_dir=tmp_path)
+    assert resumed.stdout.split()[-1] == run_id
+    run = store.load(run_id)
+    assert run.meta["status"] == "completed"
+    assert run.epochs.epoch.tolist() == list(range(done + 2))
+    assert run.batches.step.tolist() == list(range(1437 * (done + 2)))
+    shown = json.loads(sgdplus("show", run_id, "--json", runs_dir=tmp_path).stdout)
+    assert shown["summary"]["epochs_completed"] == done + 2

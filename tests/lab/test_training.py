@@ -22,7 +22,7 @@ from keras_sgdplus.lab.config import (
 from keras_sgdplus.lab.jobs import request_stop, start_training
 from keras_sgdplus.lab.optimizers import make_optimizer
 from keras_sgdplus.lab.runs import RunStore
-from keras_sgdplus.lab.training import StopSignal, run_training
+from keras_sgdplus.lab.training import StopSignal, load_data, run_training
 
 pytestmark = pytest.mark.usefixtures("fresh_keras_state")
 
@@ -279,3 +279,57 @@ def test_a_worker_started_under_streamlit_does_not_run_the_app_script_again(tmp_
     assert sys.modules["__main__"] is fake_main  # given back after the spawn
     assert not marker.exists()
     assert RunStore(tmp_path / "runs").load_meta(run_id)["status"] == "completed"
+
+
+# --- checkpoints and exact resume ------------------------------------------------------------
+
+
+def test_a_run_killed_in_epoch_3_and_resumed_matches_one_never_interrupted(tmp_path):
+    """kill -9 of a real worker in epoch 3, then `resume` to 6 epochs: every batch's loss,
+    rate and gradient norm, and every epoch's metrics, as a run trained 6 epochs at once."""
+    config = TrainingConfig(
+        dataset="digits",
+        model=ModelSpec(depth=3, width=256),
+        batch_size=8,
+        epochs=6,
+        optimizer=OptimizerSpec(learning_rate=0.02, momentum=0.9, nesterov=True),
+        backend=keras.backend.backend(),  # the worker's and this process's, to compare
+    )
+    killed_store = RunStore(tmp_path / "killed")
+    job = start_training(config, tmp_path / "killed")
+    run_id = job.run_id()
+    wait_for(lambda: epochs_recorded(killed_store, run_id) >= 3)
+    os.kill(job.process.pid, signal.SIGKILL)
+    job.wait(30)
+    interrupted = killed_store.load(run_id)
+    assert interrupted.meta["status"] == "interrupted"
+    assert len(interrupted.epochs) >= 3
+    assert interrupted.meta["summary"]["steps"] < interrupted.meta["summary"]["total_steps"]
+    checkpoint = killed_store.load_checkpoint(run_id)
+    assert checkpoint is not None
+    assert int(checkpoint["epochs_done"]) >= 1
+
+    keras.backend.clear_session()
+    assert run_training(config, killed_store, resume=run_id) == run_id
+    resumed = killed_store.load(run_id)
+    keras.backend.clear_session()
+    whole_store = RunStore(tmp_path / "whole")
+    whole = whole_store.load(run_training(config, whole_store))
+
+    assert resumed.meta["status"] == whole.meta["status"] == "completed"
+    assert resumed.batches.step.tolist() == list(range(len(whole.batches)))
+    for column in ("epoch", "batch", "batch_size", "samples_seen"):
+        assert resumed.batches[column].tolist() == whole.batches[column].tolist()
+    for column in ("loss", "learning_rate", "grad_norm"):
+        np.testing.assert_array_equal(resumed.batches[column], whole.batches[column])
+    for column in ("loss", "accuracy", "val_loss", "val_accuracy", "samples_seen"):
+        np.testing.assert_array_equal(resumed.epochs[column], whole.epochs[column])
+    assert resumed.meta["summary"]["steps"] == whole.meta["summary"]["steps"]
+    # the trained model, as a user loads it in a notebook
+    path = tmp_path / "killed" / run_id / "model.keras"
+    loaded = keras.saving.load_model(path)
+    x = load_data(config).x_val[:5]
+    keras.backend.clear_session()
+    reference = keras.saving.load_model(tmp_path / "whole" / whole.run_id / "model.keras")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), reference.predict(x, verbose=0))
+    assert type(loaded.optimizer).__name__ == "SGDPlus"

@@ -45,12 +45,14 @@ class StepRecorder:
         batch_sizes: list[int],
         stop: StopRequest,
         progress: Callable[[dict[str, Any]], None] | None = None,
+        on_whole_epoch: Callable[[int], None] | None = None,
     ) -> None:
         self.batches = batches
         self.append_epoch = append_epoch
         self.batch_sizes = np.asarray(batch_sizes, dtype="int64")
         self.stop = stop
         self.progress = progress
+        self.on_whole_epoch = on_whole_epoch  # called with the epochs done after each whole one
         self.step = 0
         self.samples_seen = 0
         self.epochs_done = 0
@@ -60,6 +62,17 @@ class StepRecorder:
         self.last_time = self.start
         self.epoch_rows: list[dict[str, Any]] = []
         self._epoch_losses: dict[int, list[float]] = {}  # epoch -> [sum of loss * size, size]
+
+    def resume_from(self, epochs_done: int, epoch_rows: list[dict[str, Any]]) -> None:
+        """Continues a run after `epochs_done` whole epochs, whose rows are `epoch_rows`:
+        steps, samples and wall times go on from where they were."""
+        self.epochs_done = epochs_done
+        self.step = epochs_done * self.steps_per_epoch
+        self.samples_seen = epochs_done * int(self.batch_sizes.sum())
+        self.epoch_rows = list(epoch_rows)
+        elapsed = float(epoch_rows[-1]["wall_time"]) if epoch_rows else 0.0
+        self.start = time.perf_counter() - elapsed
+        self.last_time = time.perf_counter()
 
     @property
     def steps_per_epoch(self) -> int:
@@ -152,4 +165,7 @@ class StepRecorder:
         loss = row.get("loss")
         if loss is not None and not math.isfinite(loss):
             self.diverged = True
+        whole = self._epoch_losses.get(epoch, [0.0, 0.0])[1] == self.batch_sizes.sum()
+        if whole and not self.diverged and self.on_whole_epoch:
+            self.on_whole_epoch(epoch + 1)
         return not self.finished
