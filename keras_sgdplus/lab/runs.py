@@ -1277,6 +1277,8 @@ class RunStore:
                 else:
                     epochs_file.unlink(missing_ok=True)
                 (path / _STOP_FILE).unlink(missing_ok=True)
+                for stale in path.glob(f".{CHECKPOINT_FILE}.*"):  # writes a kill cut short
+                    stale.unlink(missing_ok=True)
                 meta.update(status="running", config=config, error=None)
                 meta["updated_at"] = _iso(_utcnow())
                 _write_atomic(path / _META_FILE, _dump_meta(meta))
