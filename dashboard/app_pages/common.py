@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from keras_sgdplus.lab import charts
-from keras_sgdplus.lab.jobs import TrainingJob
+from keras_sgdplus.lab.jobs import TrainingJob, resume_training
 from keras_sgdplus.lab.runs import RunStore, default_runs_dir
 
 HELP = {
@@ -151,3 +151,38 @@ def curve_views(
                 show_altair(chart, key=f"{key}-{metric}-chart")
                 if downloads:
                     image_downloads(chart, metric, f"{key}-{metric}-img")
+
+
+CONTINUABLE = ("stopped", "interrupted", "completed")
+
+
+def continue_controls(
+    store: RunStore, run_id: str, status: str, config: dict, summary: dict, label: str, key: str
+) -> bool:
+    """Continue a stopped or interrupted run from its checkpoint, or extend a completed one,
+    in a worker (`jobs.resume_training`): the same run goes on. True once it has started."""
+    if status not in CONTINUABLE:
+        return False
+    planned = int(config.get("epochs", 1))
+    done = int(summary.get("epochs_completed") or 0)
+    epochs = st.number_input(
+        "Epochs in all",
+        min_value=max(done, 1),
+        value=max(planned + 5 if status == "completed" else planned, done, 1),
+        key=f"{key}-continue-epochs-{run_id}",
+        help="Where the run ends: its own epochs to finish it, more to extend it.",
+    )
+    if not st.button(
+        "Continue training",
+        key=f"{key}-continue",
+        help="Goes on from the last whole epoch it saved, in the same run, on the same backend.",
+    ):
+        return False
+    try:
+        job = resume_training(store, run_id, int(epochs))
+        job.run_id(timeout=180)
+    except (ValueError, RuntimeError, TimeoutError) as error:
+        st.error(f"Run {label} did not continue: {error}")
+        return False
+    training_jobs()[run_id] = job
+    return True

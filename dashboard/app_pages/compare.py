@@ -14,7 +14,7 @@ import streamlit as st
 from keras_sgdplus.dashboard.app_pages import common
 
 from keras_sgdplus.lab import charts, compare
-from keras_sgdplus.lab.jobs import request_stop, resume_training
+from keras_sgdplus.lab.jobs import request_stop
 from keras_sgdplus.lab.runs import (
     UNREADABLE,
     Run,
@@ -254,39 +254,6 @@ def rename_form(store: RunStore, run: RunSummary) -> None:
             st.rerun()
 
 
-CONTINUABLE = ("stopped", "interrupted", "completed")
-
-
-def continue_controls(store: RunStore, run: RunSummary, label: str) -> None:
-    """Continue a stopped or interrupted run from its checkpoint, or extend a completed one,
-    in a worker; the run goes on in the same folder (`jobs.resume_training`)."""
-    if not run.readable or run.active or run.status not in CONTINUABLE:
-        return
-    planned = int(run.config.get("epochs", 1))
-    done = int(run.summary.get("epochs_completed") or 0)
-    epochs = st.number_input(
-        "Epochs in all",
-        min_value=max(done, 1),
-        value=max(planned if run.status != "completed" else planned + 5, done, 1),
-        key=f"compare-continue-epochs-{run.run_id}",
-        help="Where the run ends: its own epochs to finish it, more to extend it.",
-    )
-    if st.button(
-        "Continue training",
-        key="compare-continue",
-        help="Goes on from the last whole epoch it saved, in the same run, on the same backend.",
-    ):
-        try:
-            job = resume_training(store, run.run_id, int(epochs))
-            job.run_id(timeout=180)
-        except (ValueError, RuntimeError, TimeoutError) as error:
-            st.error(f"Run {label} did not continue: {error}")
-            return
-        common.training_jobs()[run.run_id] = job
-        flash(f"Run {label} continues; follow it on the Train page.")
-        st.rerun()
-
-
 def delete_controls(store: RunStore, run: RunSummary, label: str) -> None:
     """Stop a live run; delete in two steps: the button asks, a second button does it. A
     live run is refused (stop it first)."""
@@ -362,7 +329,11 @@ def actions_section(
     with rename_column:
         if run.readable:
             rename_form(store, run)
-            continue_controls(store, run, label)
+            if not run.active and common.continue_controls(
+                store, run.run_id, run.status, run.config, run.summary, label, "compare"
+            ):
+                flash(f"Run {label} continues; follow it on the Train page.")
+                st.rerun()
     with delete_column:
         delete_controls(store, run, label)
     with download_column:

@@ -416,6 +416,11 @@ def status_panel(store: RunStore, run_id: str) -> None:
         show_outcome(meta)
         if st.session_state.get(REFRESH) is not None:  # it was live when the page ran
             st.rerun()  # the whole page: final curves, the form's Start button free again
+        summary = meta.get("summary") or {}
+        if common.continue_controls(
+            store, run_id, meta["status"], meta["config"], summary, meta["name"], "train"
+        ):
+            st.rerun(scope="app")  # live again: the page follows it
 
 
 def curves_panel(store: RunStore, run_id: str, options: dict) -> None:

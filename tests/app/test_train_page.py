@@ -320,3 +320,25 @@ def test_every_live_run_is_shown_with_its_own_stop_and_can_be_watched(page, runs
     finally:
         for writer in writers.values():
             writer.close()
+
+
+def test_continue_on_train_extends_the_run_just_watched(runs_dir: Path):
+    from keras_sgdplus.lab.training import run_training
+
+    store = RunStore(runs_dir)
+    config = TrainingConfig(dataset="iris", model=ModelSpec(depth=1, width=8), epochs=2)
+    run_id = run_training(config, store)
+    app = AppTest.from_file(
+        str(Path(__file__).parents[2] / "dashboard" / "app_pages" / "train.py"),
+        default_timeout=120,
+    )
+    app.session_state["train_watched_run"] = run_id  # the run this tab just followed
+    app.run()
+    assert not app.exception
+    assert "Completed" in texts(app.success)
+    app.number_input(key=f"train-continue-epochs-{run_id}").set_value(3).run()
+    app.button(key="train-continue").click().run()
+    assert not app.exception
+    meta = wait_until_finished(store, run_id)
+    assert meta["status"] == "completed"
+    assert store.load(run_id).epochs.epoch.tolist() == [0, 1, 2]
