@@ -36,7 +36,7 @@ from keras_sgdplus.lab.engine.order import batch_sizes_of
 from keras_sgdplus.lab.engine.recorder import StepRecorder
 from keras_sgdplus.lab.models import build_model, loss_name, make_loss, metrics_for
 from keras_sgdplus.lab.optimizers import make_optimizer
-from keras_sgdplus.lab.runs import BackgroundBatchWriter, RunStore
+from keras_sgdplus.lab.runs import BackgroundBatchWriter, RunStore, RunWriter
 
 
 def load_data(config: TrainingConfig) -> datasets_module.Dataset:
@@ -228,11 +228,10 @@ def run_training(
         batches.close()
         saver.close()
         status = "diverged" if recorder.diverged else "stopped" if recorder.stopped else "completed"
+        summary = summarize(recorder, total_steps, time.perf_counter() - start)
         if status != "diverged":
-            writer.write_model(model.save)  # for keras.saving.load_model
-        writer.update(
-            status=status, summary=summarize(recorder, total_steps, time.perf_counter() - start)
-        )
+            save_model(writer, model)  # for keras.saving.load_model
+        writer.update(status=status, summary=summary)
     except BaseException as error:  # every failure is recorded; only Exceptions end here
         with contextlib.suppress(Exception):
             batches.close()
@@ -247,6 +246,22 @@ def run_training(
     finally:
         writer.close()
     return writer.run_id
+
+
+def save_model(writer: RunWriter, model: keras.Model) -> None:
+    """Stores the model as `model.keras` in the run (`RunWriter.write_model`).
+
+    On JAX, Keras's serializer asks whether TensorFlow is installed, to test each object
+    for a `tf.TensorShape` (keras/src/saving/serialization_lib.py), and asking imports it:
+    seconds at the end of every run, and TensorFlow's start-up lines on stderr. A JAX model
+    holds no TensorFlow object, so this process answers "not available" for it instead
+    (Keras's `LazyModule` of TensorFlow, keras/src/utils/module_utils.py).
+    """
+    if keras.backend.backend() != "tensorflow" and "tensorflow" not in sys.modules:
+        from keras.src.utils import module_utils
+
+        module_utils.tensorflow._available = False
+    writer.write_model(model.save)
 
 
 def default_name(config: TrainingConfig) -> str:

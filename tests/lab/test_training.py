@@ -1,8 +1,10 @@
 """The training job: each batch's own loss, epoch means, and how runs end."""
 
+import json
 import math
 import os
 import signal
+import subprocess
 import sys
 import time
 import types
@@ -333,3 +335,27 @@ def test_a_run_killed_in_epoch_3_and_resumed_matches_one_never_interrupted(tmp_p
     reference = keras.saving.load_model(tmp_path / "whole" / whole.run_id / "model.keras")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), reference.predict(x, verbose=0))
     assert type(loaded.optimizer).__name__ == "SGDPlus"
+
+
+def test_a_jax_run_saves_its_model_without_importing_tensorflow(tmp_path):
+    """What a JAX worker does at a run's end, in a fresh interpreter: `model.keras` is
+    written and loads, and TensorFlow (seconds to import) stays out of the process."""
+    code = f"""
+import json, os, sys
+os.environ["KERAS_BACKEND"] = "jax"
+from keras_sgdplus.lab.config import ModelSpec, TrainingConfig
+from keras_sgdplus.lab.runs import RunStore
+from keras_sgdplus.lab.training import run_training
+config = TrainingConfig(dataset="iris", model=ModelSpec(depth=1, width=8), epochs=2, backend="jax")
+run_id = run_training(config, RunStore({str(tmp_path)!r}))
+print(json.dumps({{"run_id": run_id, "tensorflow": "tensorflow" in sys.modules}}))
+"""
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["tensorflow"] is False
+    model = keras.saving.load_model(tmp_path / report["run_id"] / "model.keras")
+    assert model.count_params() == 4 * 8 + 8 + 8 * 3 + 3
