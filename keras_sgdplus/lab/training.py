@@ -222,6 +222,7 @@ def run_training(
             first = checkpoints.restore(model, checkpoint)
             epoch_rows = store.load_curve(writer.run_id, "epochs").to_dict("records")
             recorder.resume_from(first, epoch_rows)
+            start = recorder.start  # the run's time goes on from where it was
         train = engine.train_function(chosen)
         with device_context():
             train(model, arrays, batch_size, range(first, config.epochs), config.seed, recorder)

@@ -327,6 +327,9 @@ def test_a_run_killed_in_epoch_3_and_resumed_matches_one_never_interrupted(tmp_p
     for column in ("loss", "accuracy", "val_loss", "val_accuracy", "samples_seen"):
         np.testing.assert_array_equal(resumed.epochs[column], whole.epochs[column])
     assert resumed.meta["summary"]["steps"] == whole.meta["summary"]["steps"]
+    # time goes on: the summary spans both parts, the wall times never go back
+    assert resumed.meta["summary"]["elapsed_s"] >= resumed.epochs.wall_time.iloc[-1] > 0
+    assert resumed.batches.wall_time.is_monotonic_increasing
     # the trained model, as a user loads it in a notebook
     path = tmp_path / "killed" / run_id / "model.keras"
     loaded = keras.saving.load_model(path)
