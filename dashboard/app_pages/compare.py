@@ -329,7 +329,7 @@ def actions_section(
     with rename_column:
         if run.readable:
             rename_form(store, run)
-            if not run.active and common.continue_controls(
+            if common.continue_controls(  # a run training now has nothing to continue
                 store, run.run_id, run.status, run.config, run.summary, label, "compare"
             ):
                 flash(f"Run {label} continues; follow it on the Train page.")

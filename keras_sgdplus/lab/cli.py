@@ -159,19 +159,10 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_resume(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from keras_sgdplus.lab.accelerators import prepare_process
-    from keras_sgdplus.lab.config import TrainingConfig
+    from keras_sgdplus.lab.jobs import resume_settings
 
-    store = _store(args)
-    meta = store.load_meta(args.run)  # a killed run reads as interrupted from here on
-    if meta["status"] == "running":
-        raise ValueError(f"run {args.run} is still training")
-    config = TrainingConfig.from_dict(meta["config"])
-    if args.epochs is not None:
-        config = dataclasses.replace(config, epochs=args.epochs)
-    backend = (meta.get("environment") or {}).get("backend") or config.backend
+    config, backend = resume_settings(_store(args), args.run, args.epochs)
     prepare_process(backend, config.device)  # where it trained, before Keras loads
     quiet_tensorflow_import(backend)
     return _train_and_report(args, config, resume=args.run)

@@ -82,17 +82,25 @@ def start_training(config: TrainingConfig, runs_dir: str | os.PathLike) -> Train
     return start_worker(config.to_dict(), runs_dir)
 
 
-def resume_training(store: RunStore, run_id: str, epochs: int | None = None) -> TrainingJob:
-    """Starts a worker that continues run `run_id` from its checkpoint (`sgdplus resume`),
-    up to `epochs` epochs in all (default: the run's own), on the backend it trained on.
-    ValueError when the run is still training or `epochs` is not a positive integer."""
+def resume_settings(
+    store: RunStore, run_id: str, epochs: int | None = None
+) -> tuple[TrainingConfig, str]:
+    """The config a resumed run goes on with (its own, up to `epochs` epochs in all when
+    given) and the backend it trained on, which it resumes on. ValueError when the run is
+    still training or `epochs` is not a positive integer."""
     meta = store.load_meta(run_id)  # a killed run reads as interrupted from here on
     if meta["status"] == "running":
         raise ValueError(f"run {run_id} is still training")
     config = TrainingConfig.from_dict(meta["config"])
     if epochs is not None:
         config = dataclasses.replace(config, epochs=epochs)
-    backend = (meta.get("environment") or {}).get("backend") or config.backend
+    return config, (meta.get("environment") or {}).get("backend") or config.backend
+
+
+def resume_training(store: RunStore, run_id: str, epochs: int | None = None) -> TrainingJob:
+    """Starts a worker that continues run `run_id` from its checkpoint, like `sgdplus
+    resume` (`resume_settings`)."""
+    config, backend = resume_settings(store, run_id, epochs)
     return start_worker(config.to_dict(), store.root, resume=run_id, backend=backend)
 
 

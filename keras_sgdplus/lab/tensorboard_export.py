@@ -22,28 +22,24 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from keras_sgdplus.lab.cli import flatten
 from keras_sgdplus.lab.runs import Run, RunStore
 
-BATCH_SCALARS = {"loss": "batch_loss", "learning_rate": "batch_learning_rate"}
-BATCH_SCALARS["grad_norm"] = "batch_grad_norm"
+BATCH_SCALARS = {
+    "loss": "batch_loss",
+    "learning_rate": "batch_learning_rate",
+    "grad_norm": "batch_grad_norm",
+}
 _NOT_METRICS = ("epoch", "wall_time", "samples_seen")
 
 
-def flat_settings(
-    config: Mapping[str, Any], prefix: str = ""
-) -> dict[str, bool | int | float | str]:
-    """A run's config flattened to `section.key` names, the values TensorBoard's HParams
-    tab takes (bool, number, text; None and lists as text)."""
-    flat: dict[str, bool | int | float | str] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flat_settings(value, f"{name}."))
-        elif isinstance(value, bool | int | float | str):
-            flat[name] = value
-        else:
-            flat[name] = str(value)
-    return flat
+def flat_settings(config: Mapping[str, Any]) -> dict[str, bool | int | float | str]:
+    """A run's config flattened to `section.key` names (`cli.flatten`), with the values
+    TensorBoard's HParams tab takes (bool, number, text; None and lists as text)."""
+    return {
+        name: value if isinstance(value, bool | int | float | str) else str(value)
+        for name, value in flatten(dict(config)).items()
+    }
 
 
 def export_tensorboard(store: RunStore, run_id: str, logdir: str | Path) -> Path:
@@ -64,13 +60,13 @@ def export_tensorboard(store: RunStore, run_id: str, logdir: str | Path) -> Path
                 _write_scalars(
                     train, tag, batches["step"], batches[column], started + batches["wall_time"]
                 )
+        epochs = run.epochs
         for column in _epoch_metrics(run):
             writer, name = (
                 (validation, column.removeprefix("val_"))
                 if column.startswith("val_")
                 else (train, column)
             )
-            epochs = run.epochs
             _write_scalars(
                 writer,
                 f"epoch_{name}",

@@ -47,7 +47,7 @@ MAX_CSV_COLUMNS = 10_000
 def check_upload(file_name: str, data: bytes) -> None:
     """Refuses an upload whose parsed form would be too large, without parsing it: an NPZ
     whose members would decompress past `MAX_NPZ_BYTES` (read from the zip's central
-    directory; zip files whose stated sizes cannot be trusted are refused too), a CSV with
+    directory), or whose .npy headers declare arrays past it, a CSV with
     more than `MAX_CSV_ROWS` lines after its header or `MAX_CSV_COLUMNS` columns.
 
     Raises:
@@ -57,22 +57,11 @@ def check_upload(file_name: str, data: bytes) -> None:
     kind = Path(name).suffix.lower().lstrip(".")
     if kind == "npz":
         try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                members = archive.infolist()
+            archive = zipfile.ZipFile(io.BytesIO(data))
         except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as error:
             raise DatasetError(f"{name} is not a readable NPZ (zip) file: {error}") from None
-        stated = sum(member.file_size for member in members)
-        if stated > MAX_NPZ_BYTES:
-            raise DatasetError(
-                f"{name} would take {stated:,} bytes once decompressed, more than the limit "
-                f"of {MAX_NPZ_BYTES:,} bytes for an upload."
-            )
-        arrays = _npz_array_bytes(name, data)
-        if arrays > MAX_NPZ_BYTES:
-            raise DatasetError(
-                f"{name} holds arrays of {arrays:,} bytes (by their .npy headers), more than "
-                f"the limit of {MAX_NPZ_BYTES:,} bytes for an upload."
-            )
+        with archive:
+            _check_npz(name, archive)
     elif kind == "csv":
         header_end = data.find(b"\n")
         header = data if header_end < 0 else data[:header_end]
@@ -88,29 +77,44 @@ def check_upload(file_name: str, data: bytes) -> None:
             )
 
 
-def _npz_array_bytes(name: str, data: bytes) -> int:
+def _check_npz(name: str, archive: zipfile.ZipFile) -> None:
+    """The two limits of an NPZ, from its zip directory and its members' .npy headers."""
+    stated = sum(member.file_size for member in archive.infolist())
+    if stated > MAX_NPZ_BYTES:
+        raise DatasetError(
+            f"{name} would take {stated:,} bytes once decompressed, more than the limit "
+            f"of {MAX_NPZ_BYTES:,} bytes for an upload."
+        )
+    arrays = _npz_array_bytes(name, archive)
+    if arrays > MAX_NPZ_BYTES:
+        raise DatasetError(
+            f"{name} holds arrays of {arrays:,} bytes (by their .npy headers), more than "
+            f"the limit of {MAX_NPZ_BYTES:,} bytes for an upload."
+        )
+
+
+def _npz_array_bytes(name: str, archive: zipfile.ZipFile) -> int:
     """The bytes the arrays of an NPZ declare in their .npy headers (shape times item size):
     NumPy allocates that much before it reads a member, whatever the member really holds.
     Only each member's header is decompressed."""
     total = 0
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        for member in archive.infolist():
-            if not member.filename.endswith(".npy"):
-                continue
-            try:
-                with archive.open(member) as stream:
-                    version = np.lib.format.read_magic(stream)
-                    read_header = (
-                        np.lib.format.read_array_header_1_0
-                        if version == (1, 0)
-                        else np.lib.format.read_array_header_2_0
-                    )
-                    shape, _, dtype = read_header(stream)
-            except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-                raise DatasetError(
-                    f"{name}: the array {member.filename} cannot be read: {error}"
-                ) from None
-            total += math.prod(shape) * dtype.itemsize
+    for member in archive.infolist():
+        if not member.filename.endswith(".npy"):
+            continue
+        try:
+            with archive.open(member) as stream:
+                version = np.lib.format.read_magic(stream)
+                read_header = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read_header(stream)
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+            raise DatasetError(
+                f"{name}: the array {member.filename} cannot be read: {error}"
+            ) from None
+        total += math.prod(shape) * dtype.itemsize
     return total
 
 

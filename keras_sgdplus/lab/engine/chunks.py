@@ -72,50 +72,37 @@ def chunked_path(
         """Trains `model` (compiled) over `epochs`, recording every step."""
         build_compiled_parts(model, arrays)
         programs = programs_of(model, arrays, batch_size)
-        train_in_chunks(model, programs, arrays, batch_size, epochs, seed, recorder)
+        pace = _Pace()
+        for epoch in epochs:
+            model.reset_metrics()
+            order = epoch_order(seed, epoch, arrays.n_train)
+            programs.begin_epoch(order)
+            done = 0
+            in_flight: _Chunk | None = None
+            while done < programs.full_steps and not recorder.finished:
+                count = steps_for(
+                    pace.seconds_per_step, min(programs.capacity, programs.full_steps - done)
+                )
+                started = time.perf_counter()
+                outputs = programs.run_chunk(done, count)
+                if in_flight is not None:  # recorded while the chunk just started runs
+                    _record(recorder, epoch, in_flight, pace)
+                in_flight = _Chunk(done, count, outputs, started)
+                done += count
+            if in_flight is not None and not recorder.diverged:  # it ran: a stop keeps it
+                _record(recorder, epoch, in_flight, pace)
+            rest = order[programs.full_steps * batch_size :]
+            if len(rest) and not recorder.finished:
+                started = time.perf_counter()
+                outputs = programs.run_last_batch(rest)
+                _record(recorder, epoch, _Chunk(programs.full_steps, 1, outputs, started), None)
+            programs.end_epoch()
+            logs = epoch_logs(model, recorder.epoch_loss(epoch))
+            logs.update({f"val_{key}": value for key, value in programs.evaluate().items()})
+            if not recorder.end_epoch(epoch, logs):
+                break
 
     return train
-
-
-def train_in_chunks(
-    model: keras.Model,
-    programs: ChunkPrograms,
-    arrays: TrainingArrays,
-    batch_size: int,
-    epochs: range,
-    seed: int,
-    recorder: StepRecorder,
-) -> None:
-    """Trains `model` over `epochs` through `programs`, recording every step."""
-    pace = _Pace()
-    for epoch in epochs:
-        model.reset_metrics()
-        order = epoch_order(seed, epoch, arrays.n_train)
-        programs.begin_epoch(order)
-        done = 0
-        in_flight: _Chunk | None = None
-        while done < programs.full_steps and not recorder.finished:
-            count = steps_for(
-                pace.seconds_per_step, min(programs.capacity, programs.full_steps - done)
-            )
-            started = time.perf_counter()
-            outputs = programs.run_chunk(done, count)
-            if in_flight is not None:  # recorded while the chunk just started runs
-                _record(recorder, epoch, in_flight, pace)
-            in_flight = _Chunk(done, count, outputs, started)
-            done += count
-        if in_flight is not None and not recorder.diverged:  # it ran: a stop keeps it
-            _record(recorder, epoch, in_flight, pace)
-        rest = order[programs.full_steps * batch_size :]
-        if len(rest) and not recorder.finished:
-            started = time.perf_counter()
-            outputs = programs.run_last_batch(rest)
-            _record(recorder, epoch, _Chunk(programs.full_steps, 1, outputs, started), None)
-        programs.end_epoch()
-        logs = epoch_logs(model, recorder.epoch_loss(epoch))
-        logs.update({f"val_{key}": value for key, value in programs.evaluate().items()})
-        if not recorder.end_epoch(epoch, logs):
-            break
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ outputs written into the chunk's buffers:
     grad_norm_i   sqrt(sum over all gradients of g**2), the gradient's global norm
 
 A step's batch is `x[order[start + i*B : start + (i+1)*B]]`, gathered on the device from
-the epoch's order (`engine.order.epoch_order`). The epoch loop is `chunks.train_in_chunks`;
+the epoch's order (`engine.order.epoch_order`). The epoch loop is `chunks.chunked_path`;
 JAX dispatches asynchronously, so the host records one chunk while the next runs. The state
 (weights, optimizer slots, metrics) is carried from call to call as arrays, and goes back
 into the Keras variables at each epoch's end.

@@ -17,7 +17,7 @@ The model's variables are updated in place, so the model is an ordinary Keras mo
 calls. Keras's `fit` with `steps_per_execution` > 1 runs its loop in TensorFlow's graph
 executor, one `tf.data` element and one XLA call per step, on two threads: this program is
 one call for the whole chunk, on one (benchmarks/training_speed.py). The epoch loop is
-`chunks.train_in_chunks`.
+`chunks.chunked_path`.
 """
 
 from __future__ import annotations
