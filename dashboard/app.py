@@ -22,6 +22,7 @@ server_memory.load_and_freeze()
 from pathlib import Path  # noqa: E402
 
 import streamlit as st  # noqa: E402
+from keras_sgdplus.dashboard.app_pages import common  # noqa: E402
 from streamlit import config as streamlit_config  # noqa: E402
 
 from keras_sgdplus.lab import serving  # noqa: E402
@@ -65,4 +66,5 @@ navigation = st.navigation(
         ),
     ]
 )
+common.queue_setting()
 navigation.run()

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from keras_sgdplus.lab import charts
+from keras_sgdplus.lab import charts, run_queue
 from keras_sgdplus.lab.jobs import TrainingJob, resume_training
 from keras_sgdplus.lab.runs import RunStore, default_runs_dir
 
@@ -26,6 +26,29 @@ HELP = {
     "0 shows them as they are.",
     "show_raw": "Draw the unsmoothed batch losses faintly behind the smoothed line.",
 }
+
+
+SIDE_BY_SIDE = "runs_side_by_side"
+
+
+def queue_setting() -> None:
+    """The sidebar's "Runs at once per device", on every page (`dashboard/app.py`): a run
+    started or continued while others train waits its turn (`lab.run_queue`)."""
+    st.sidebar.number_input(
+        "Runs at once per device",
+        min_value=1,
+        max_value=run_queue.MAX_SIDE_BY_SIDE,
+        value=1,
+        key=SIDE_BY_SIDE,
+        help="A run started while others train on the same device (the CPU, or the GPU) "
+        "waits its turn, first come first served. Raise this to let that many train side "
+        "by side: they share the CPU's cores or the GPU's memory, each going slower.",
+    )
+
+
+def side_by_side() -> int:
+    """How many runs may train at once per device (`queue_setting`)."""
+    return int(st.session_state.get(SIDE_BY_SIDE, 1))
 
 
 def run_store() -> RunStore:
@@ -179,7 +202,7 @@ def continue_controls(
     ):
         return False
     try:
-        job = resume_training(store, run_id, int(epochs))
+        job = resume_training(store, run_id, int(epochs), side_by_side=side_by_side())
         job.run_id(timeout=180)
     except (ValueError, RuntimeError, TimeoutError) as error:
         st.error(f"Run {label} did not continue: {error}")

@@ -16,7 +16,7 @@ from keras_sgdplus.dashboard.app_pages import common
 from keras_sgdplus.lab import accelerators, datasets, live, preview_charts, training, uploads
 from keras_sgdplus.lab import config as run_config
 from keras_sgdplus.lab.jobs import request_stop, start_training
-from keras_sgdplus.lab.runs import RunStore, RunStoreError
+from keras_sgdplus.lab.runs import LIVE_STATUSES, QUEUED, RunStore, RunStoreError
 from keras_sgdplus.lab.schedules import schedule_curve
 
 HELP = {
@@ -70,21 +70,21 @@ BATCH_CHOICES = {
     "custom": "Custom",
 }
 WATCHED = "train_watched_run"
+#: The stop button of a live run: (label, toast, help), for a run training and one queued.
+STOP_TEXTS = {
+    False: (
+        "Stop training",
+        "Stopping after the current chunk of steps…",
+        "Ends the run after the chunk of steps in progress (well under a second).",
+    ),
+    True: (
+        "Cancel",
+        "Taken out of the queue: it is marked stopped.",
+        "Takes the run out of the queue before it trains: it is marked stopped, and "
+        "Continue can start it later.",
+    ),
+}
 REFRESH = "train_refresh_seconds"  # the live panel's polling interval now
-
-
-def gpu_available(backend: str = "auto") -> bool:
-    """Whether a training worker on `backend` (auto, jax, tensorflow) would see a GPU.
-
-    Asked of child processes (`accelerators.available_devices`, once per server): the
-    server itself never starts a GPU runtime. `backend` is resolved as a fresh worker
-    resolves it, whatever Keras this server runs for its previews.
-    """
-    try:
-        resolved = accelerators.resolve_backend(backend, fresh_process=True)
-    except ValueError:
-        return False
-    return "gpu" in accelerators.available_devices().get(resolved, ())
 
 
 @st.cache_data(max_entries=32)
@@ -326,7 +326,7 @@ def new_run_form(store: RunStore, training_now: bool) -> None:
             help=HELP["backend"],
             key="backend",
         )
-        gpu = gpu_available(backend or "auto")
+        gpu = accelerators.worker_sees_gpu(backend or "auto")
         devices = ["auto", "cpu", *(["gpu"] if gpu else [])]
         device = st.selectbox("Device", devices, help=HELP["device"], key="device")
         name = st.text_input(
@@ -364,28 +364,33 @@ def new_run_form(store: RunStore, training_now: bool) -> None:
         st.altair_chart(preview_charts.schedule_preview(rates, steps_per_epoch), width="stretch")
         st.caption(f"{steps:,} steps: {steps_per_epoch:,} per epoch x {config.epochs} epochs.")
     start = st.button(
-        "Start training",
+        "Queue this run" if training_now else "Start training",
         type="primary",
-        disabled=training_now,
-        help="One run at a time: stop the current run to start another."
+        help="Trains in a worker process once the runs before it on this device have ended "
+        "(Runs at once per device, in the sidebar); it shows below meanwhile."
         if training_now
         else "Trains in a worker process; the page follows it live.",
     )
     if start:
-        start_run(store, config)
+        start_run(store, config, training_now)
 
 
-def start_run(store: RunStore, config: run_config.TrainingConfig) -> None:
-    job = start_training(config, store.root)
+def start_run(store: RunStore, config: run_config.TrainingConfig, training_now: bool) -> None:
+    """Starts the run in a worker, through its device's queue; the page follows it unless
+    another run is live (it then shows among the other live runs)."""
+    job = start_training(config, store.root, side_by_side=common.side_by_side())
     try:
-        with st.spinner("Starting the training worker (it loads TensorFlow)…"):
+        with st.spinner("Starting the training worker…"):
             run_id = job.run_id(timeout=180)
     except (ValueError, RuntimeError, TimeoutError) as error:
         job.stop()
         st.error(f"The run did not start: {error}")
         return
     common.training_jobs()[run_id] = job
-    st.session_state[WATCHED] = run_id
+    if not training_now:
+        st.session_state[WATCHED] = run_id
+        st.rerun()
+    st.toast("Queued: it trains when its turn comes (below, with the other live runs).")
     st.rerun()
 
 
@@ -395,23 +400,18 @@ def status_panel(store: RunStore, run_id: str) -> None:
     line); then its outcome."""
     try:
         meta = store.load_meta(run_id)
-        last_batch = store.last_row(run_id, "batches")
+        live_now = meta["status"] in LIVE_STATUSES and store.is_active(run_id)
+        progress = live.run_progress(store, run_id) if live_now else None
     except RunStoreError as error:
         st.error(f"This run cannot be shown: {error}")
         return
-    running = meta["status"] == "running" and store.is_active(run_id)
     st.subheader(meta["name"])
-    if running:
-        progress = live.progress_of(meta, last_batch)
+    if progress is not None:
         bar, stop = st.columns([5, 1])
         bar.progress(progress.fraction or 0.0, text=progress.text)
-        stopping = stop.button(
-            "Stop training",
-            key=f"stop-{run_id}",
-            help="Ends the run after the chunk of steps in progress (well under a second).",
-        )
-        if stopping and request_stop(store, run_id):
-            st.toast("Stopping after the current chunk of steps…")
+        label, text, help_text = STOP_TEXTS[meta["status"] == QUEUED]
+        if stop.button(label, key=f"stop-{run_id}", help=help_text) and request_stop(store, run_id):
+            st.toast(text)
     else:
         show_outcome(meta)
         if st.session_state.get(REFRESH) is not None:  # it was live when the page ran
@@ -491,23 +491,24 @@ def other_live_runs_panel(store: RunStore, watched: str | None) -> None:
     others = [run_id for run_id in live.live_runs(store) if run_id != watched]
     if not others:
         return
-    st.markdown(f"**Also training now** ({len(others)})")
+    st.markdown(f"**Also live: training or queued** ({len(others)})")
     for run_id in others:
         try:
             meta = store.load_meta(run_id)
-            progress = live.progress_of(meta, store.last_row(run_id, "batches"))
+            progress = live.run_progress(store, run_id)
         except RunStoreError:
             continue  # ended and deleted meanwhile
         name, bar, watch, stop = st.columns([2, 4, 1, 1])
         name.markdown(meta["name"])
         bar.progress(progress.fraction or 0.0, text=progress.text)
-        if watch.button("Watch", key=f"watch-{run_id}", help="Show this run's curves above."):
+        if watch.button("Watch", key=f"watch-{run_id}", help="Show this run above."):
             st.session_state[WATCHED] = run_id
             st.rerun(scope="app")
-        if stop.button(
-            "Stop", key=f"stop-other-{run_id}", help="Ends it after its current chunk of steps."
-        ) and request_stop(store, run_id):
-            st.toast(f"Stopping {meta['name']} after its current chunk of steps…")
+        label, text, help_text = STOP_TEXTS[meta["status"] == QUEUED]
+        if stop.button(label, key=f"stop-other-{run_id}", help=help_text) and request_stop(
+            store, run_id
+        ):
+            st.toast(f"{meta['name']}: {text}")
 
 
 st.title("Train")

@@ -310,6 +310,20 @@ def available_devices() -> dict[str, tuple[str, ...]]:
     return dict(_probe_all())
 
 
+def worker_sees_gpu(backend: str = "auto") -> bool:
+    """Whether a training worker on `backend` (auto, jax, tensorflow) would see a GPU.
+
+    Asked of child processes (`available_devices`, once per process): the caller itself
+    never starts a GPU runtime. `backend` is resolved as a fresh worker resolves it,
+    whatever Keras the caller runs (the dashboard's server, for its previews).
+    """
+    try:
+        resolved = resolve_backend(backend, fresh_process=True)
+    except ValueError:
+        return False
+    return "gpu" in available_devices().get(resolved, ())
+
+
 def environment(device: str) -> dict[str, Any]:
     """What a run trained with, for its `meta.json`: Python, Keras, keras-sgdplus, the Keras
     backend and that backend's own version under its name ("tensorflow", or "jax" and

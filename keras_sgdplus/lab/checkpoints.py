@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 import keras
 import numpy as np
 
-EPOCHS_DONE = "epochs_done"
+from keras_sgdplus.lab.runs import EPOCHS_DONE
 
 
 def state_arrays(model: keras.Model, epochs_done: int) -> dict[str, np.ndarray]:

@@ -8,6 +8,7 @@ arguments get a one-line error on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 if TYPE_CHECKING:
     from keras_sgdplus.lab.config import ScheduleSpec, TrainingConfig
     from keras_sgdplus.lab.datasets import DatasetInfo
+    from keras_sgdplus.lab.runs import RunStore, RunWriter
+    from keras_sgdplus.lab.stop_signal import StopSignal
 
 EXIT_USAGE = 2
 
@@ -175,7 +178,14 @@ def _train_and_report(args: argparse.Namespace, config: TrainingConfig, resume: 
     stop = StopSignal()
     stop.install()
     store = _store(args)
-    run_id = run_training(config, store, stop, progress=_progress(config.epochs), resume=resume)
+    writer = None
+    if args.queue or args.side_by_side:
+        writer = _wait_turn(args, config, store, stop, resume)
+        if writer is None:
+            return 0
+    run_id = run_training(
+        config, store, stop, progress=_progress(config.epochs), resume=resume, writer=writer
+    )
     try:
         meta = store.load_meta(run_id)
     except RunStoreError:
@@ -191,6 +201,35 @@ def _train_and_report(args: argparse.Namespace, config: TrainingConfig, resume: 
         print(f"sgdplus {args.command}: {meta['status']}", file=sys.stderr)
     print(run_id)
     return 1 if meta["status"] == "failed" else 0
+
+
+def _wait_turn(
+    args: argparse.Namespace,
+    config: TrainingConfig,
+    store: RunStore,
+    stop: StopSignal,
+    resume: str | None,
+) -> RunWriter | None:
+    """`--queue`: the run, queued, once its turn has come (`run_queue`); None (its id
+    printed) when it was stopped while it waited."""
+    from keras_sgdplus.lab import run_queue
+    from keras_sgdplus.lab.jobs import queue_for
+
+    queue, side_by_side = dataclasses.astuple(queue_for(config, args.side_by_side or 1))
+    writer = run_queue.open_queued(store, config, queue, side_by_side, resume=resume)
+
+    def tell(ahead: int) -> None:
+        print(
+            f"sgdplus {args.command}: run {writer.run_id} is queued ({queue} queue, "
+            f"{side_by_side} at a time; {ahead} before it)",
+            file=sys.stderr,
+        )
+
+    if run_queue.wait_turn(store, writer, stop, queue, side_by_side, on_queued=tell) is None:
+        print(f"sgdplus {args.command}: stopped while it waited", file=sys.stderr)
+        print(writer.run_id)
+        return None
+    return writer
 
 
 def command_runs(args: argparse.Namespace) -> int:
@@ -338,7 +377,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="the saved-runs folder (default: $SGDPLUS_RUNS_DIR or ./saved_runs)",
     )
 
-    train = commands.add_parser("train", parents=[runs_dir], help="train a model, record a run")
+    queueing = _Parser(add_help=False)
+    queueing.add_argument(
+        "--queue",
+        action="store_true",
+        help="wait for the run's turn: one run at a time per device (CPU, GPU) among the "
+        "queued runs of this runs folder, the dashboard's included",
+    )
+    queueing.add_argument(
+        "--side-by-side",
+        type=_positive_int,
+        metavar="N",
+        help="with --queue (implied): let up to N queued runs train at once on the device",
+    )
+    train = commands.add_parser(
+        "train", parents=[runs_dir, queueing], help="train a model, record a run"
+    )
     train.add_argument(
         "--dataset",
         default="digits",
@@ -456,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume = commands.add_parser(
         "resume",
-        parents=[runs_dir],
+        parents=[runs_dir, queueing],
         help="continue a stopped or interrupted run from its checkpoint, or extend it",
     )
     resume.add_argument("run", help="the run id")

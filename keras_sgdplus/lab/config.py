@@ -359,3 +359,18 @@ def check_model_fits(model: ModelSpec, task: str, input_shape: tuple[int, ...]) 
             f"`loss` for a {task} task must be one of {', '.join(LOSSES[task])}. "
             f"Received: loss={model.loss!r}"
         )
+
+
+def default_name(config: TrainingConfig) -> str:
+    spec = config.optimizer
+    mode = spec.name
+    if spec.name == "sgdplus":
+        mode = (
+            "nesterov"
+            if spec.nesterov and spec.momentum
+            else "momentum"
+            if spec.momentum
+            else "sgd"
+        )
+    size = "full" if config.batch_size is None else config.batch_size
+    return f"{config.dataset} {mode} lr={spec.learning_rate:g} bs={size}"

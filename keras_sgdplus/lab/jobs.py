@@ -8,6 +8,10 @@ not wait for it (a restarted dashboard finds the run live in the store). Any pro
 stop any running run of a store with `request_stop` (a request file the worker polls, and
 SIGTERM on the worker's own host): the worker ends after the current chunk of steps and
 marks the run `stopped`.
+
+Given `side_by_side`, the worker waits for its run's turn in its device's queue
+(`run_queue`: at most that many runs of the queue train at once): the run is `queued`
+meanwhile, and a stop request takes it out of the queue.
 """
 
 from __future__ import annotations
@@ -24,8 +28,26 @@ import sys
 from pathlib import Path
 from typing import IO
 
+from keras_sgdplus.lab import accelerators, run_queue
 from keras_sgdplus.lab.config import TrainingConfig
-from keras_sgdplus.lab.runs import RunStore
+from keras_sgdplus.lab.runs import LIVE_STATUSES, RunStore
+
+
+@dataclasses.dataclass(frozen=True)
+class Queue:
+    """Where a run waits for its turn: the "cpu" or "gpu" queue (`run_queue.queue_of`),
+    and how many runs of that queue may train at once."""
+
+    queue: str
+    side_by_side: int = 1
+
+    def __post_init__(self) -> None:
+        if self.queue not in run_queue.QUEUES:
+            raise ValueError(
+                f"`queue` must be one of {', '.join(run_queue.QUEUES)}. "
+                f"Received: queue={self.queue!r}"
+            )
+        run_queue.check_side_by_side(self.side_by_side)
 
 
 class TrainingJob:
@@ -72,14 +94,25 @@ class TrainingJob:
         return self.process.poll() is None
 
 
-def start_training(config: TrainingConfig, runs_dir: str | os.PathLike) -> TrainingJob:
-    """Starts a worker that trains `config` (parsed where it entered) into `runs_dir`.
+def queue_for(config: TrainingConfig, side_by_side: int, backend: str | None = None) -> Queue:
+    """The queue a run of `config` waits in (its device's, `run_queue.queue_of`; for device
+    "auto", "gpu" when a worker on `backend`, else the config's, sees one)."""
+    gpu_here = config.device == "auto" and accelerators.worker_sees_gpu(backend or config.backend)
+    return Queue(run_queue.queue_of(config.device, gpu_here), side_by_side)
+
+
+def start_training(
+    config: TrainingConfig, runs_dir: str | os.PathLike, side_by_side: int | None = None
+) -> TrainingJob:
+    """Starts a worker that trains `config` (parsed where it entered) into `runs_dir`: at
+    once, or with `side_by_side`, when its turn comes in its queue (`queue_for`).
 
     The worker gets the config as JSON (`to_dict`) on its stdin and turns it back with
     `from_dict`; it answers through a pipe of its own (its stdout goes nowhere, its
     stderr is the caller's).
     """
-    return start_worker(config.to_dict(), runs_dir)
+    queue = None if side_by_side is None else queue_for(config, side_by_side)
+    return start_worker(config.to_dict(), runs_dir, queue=queue)
 
 
 def resume_settings(
@@ -89,7 +122,7 @@ def resume_settings(
     given) and the backend it trained on, which it resumes on. ValueError when the run is
     still training or `epochs` is not a positive integer."""
     meta = store.load_meta(run_id)  # a killed run reads as interrupted from here on
-    if meta["status"] == "running":
+    if meta["status"] in LIVE_STATUSES:
         raise ValueError(f"run {run_id} is still training")
     config = TrainingConfig.from_dict(meta["config"])
     if epochs is not None:
@@ -97,11 +130,14 @@ def resume_settings(
     return config, (meta.get("environment") or {}).get("backend") or config.backend
 
 
-def resume_training(store: RunStore, run_id: str, epochs: int | None = None) -> TrainingJob:
+def resume_training(
+    store: RunStore, run_id: str, epochs: int | None = None, side_by_side: int | None = None
+) -> TrainingJob:
     """Starts a worker that continues run `run_id` from its checkpoint, like `sgdplus
-    resume` (`resume_settings`)."""
+    resume` (`resume_settings`): at once, or with `side_by_side`, when its turn comes."""
     config, backend = resume_settings(store, run_id, epochs)
-    return start_worker(config.to_dict(), store.root, resume=run_id, backend=backend)
+    queue = None if side_by_side is None else queue_for(config, side_by_side, backend)
+    return start_worker(config.to_dict(), store.root, resume=run_id, backend=backend, queue=queue)
 
 
 def start_worker(
@@ -109,10 +145,11 @@ def start_worker(
     runs_dir: str | os.PathLike,
     resume: str | None = None,
     backend: str | None = None,
+    queue: Queue | None = None,
 ) -> TrainingJob:
     """Starts `python -m keras_sgdplus.lab.worker` on a config given as plain data (what
     `start_training` sends; a test may send one the worker must refuse); `resume`: the run
-    it continues, on `backend` (the one it trained on)."""
+    it continues, on `backend` (the one it trained on); `queue`: where it waits its turn."""
     read_fd, write_fd = os.pipe()
     runs = str(Path(runs_dir).resolve())
     command = [sys.executable, "-m", "keras_sgdplus.lab.worker", str(write_fd), runs]
@@ -131,7 +168,12 @@ def start_worker(
         os.close(write_fd)
     assert process.stdin is not None
     with process.stdin:
-        payload = {"config": config_dict, "resume": resume, "backend": backend}
+        payload = {
+            "config": config_dict,
+            "resume": resume,
+            "backend": backend,
+            "queue": dataclasses.asdict(queue) if queue else None,
+        }
         process.stdin.write(json.dumps(payload).encode("utf-8"))
     return TrainingJob(process, os.fdopen(read_fd, "rb"))
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from keras_sgdplus.lab.runs import RunStore
+from keras_sgdplus.lab import run_queue
+from keras_sgdplus.lab.runs import QUEUED, RunStore
 
 __all__ = [
     "CurveFollower",
@@ -24,18 +25,35 @@ __all__ = [
     "newest_live_run",
     "progress_of",
     "refresh_seconds",
+    "run_progress",
 ]
 
 
 def live_runs(store: RunStore) -> list[str]:
-    """Ids of the runs a live worker is training, newest first."""
-    return [run.run_id for run in store.list_runs(live_only=True) if run.readable and run.active]
+    """Ids of the runs a live worker holds: those training, newest first, then those
+    waiting for their turn (`run_queue`), in the order they were queued."""
+    live = [run for run in store.list_runs(live_only=True) if run.readable and run.active]
+    training = [run.run_id for run in live if run.status != QUEUED]
+    queued = sorted((run.created_at, run.run_id) for run in live if run.status == QUEUED)
+    return training + [run_id for _, run_id in queued]
 
 
 def newest_live_run(store: RunStore) -> str | None:
-    """The newest run a live worker is training (None if none): what the train page shows."""
+    """The newest run training (else the first queued; None if none): what the train page
+    shows."""
     runs = live_runs(store)
     return runs[0] if runs else None
+
+
+def run_progress(store: RunStore, run_id: str) -> Progress:
+    """`progress_of` a live run, read from the store (its metadata, its last batch line
+    and, while it waits, its place in its queue). RunStoreError when it cannot be read."""
+    meta = store.load_meta(run_id)
+    ahead = None
+    if meta["status"] == QUEUED:
+        queue = (meta.get("environment") or {}).get("queue")
+        ahead = run_queue.runs_ahead(store.root, queue, run_id) if queue else None
+    return progress_of(meta, store.last_row(run_id, "batches"), ahead=ahead)
 
 
 @dataclass(frozen=True)
@@ -46,14 +64,24 @@ class Progress:
     text: str
 
 
-def progress_of(meta: dict[str, Any], last_batch: Mapping[str, float] | None) -> Progress:
+def progress_of(
+    meta: dict[str, Any], last_batch: Mapping[str, float] | None, *, ahead: int | None = None
+) -> Progress:
     """The progress of a run from its metadata and its last recorded batch
     (`RunStore.last_row(run_id, "batches")`, None before the first).
 
     `fraction = steps_done / total_steps`, where steps_done is the last batch's `step` + 1
     (steps count from 0) and the worker writes `total_steps` (steps per epoch x epochs)
-    into the summary once the data is loaded; clipped to [0, 1].
+    into the summary once the data is loaded; clipped to [0, 1]. A queued run shows where
+    it waits: `ahead` runs before it in its queue (`run_queue.runs_ahead`; None once its
+    turn has come and it starts).
     """
+    if meta.get("status") == QUEUED:
+        queue = (meta.get("environment") or {}).get("queue", "")
+        if ahead is None:
+            return Progress(None, "Its turn has come: starting…")
+        before = f"{ahead} run{'s' if ahead != 1 else ''} before it"
+        return Progress(None, f"Queued for the {queue.upper()}: {before}")
     summary = meta.get("summary") or {}
     config = meta.get("config") or {}
     total = summary.get("total_steps")

@@ -50,7 +50,11 @@ from keras_sgdplus.lab.config import TrainingConfig
 from keras_sgdplus.lab.run_summary import summarize
 
 SCHEMA_VERSION = 2  # 2: batches.csv ends with grad_norm (schema 1 runs still load)
-STATUSES = ("running", "completed", "stopped", "diverged", "failed", "interrupted")
+STATUSES = ("queued", "running", "completed", "stopped", "diverged", "failed", "interrupted")
+#: A run waiting for its turn to train (`run_queue.py`): its worker is alive and holds it.
+QUEUED = "queued"
+#: The statuses of a run a live worker holds (waiting for its turn, or training).
+LIVE_STATUSES = (QUEUED, "running")
 #: The status of a run whose worker ended without ending the run (killed, or its machine
 #: lost): set by the first reader that finds the run "running" with no writer holding it.
 INTERRUPTED = "interrupted"
@@ -79,6 +83,7 @@ _META_LOCK = ".meta.lock"
 _WRITER_LOCK = ".writer.lock"
 _STOP_FILE = "stop-requested"  # made by `RunStore.request_stop`; the worker polls it
 CHECKPOINT_FILE = "checkpoint.npz"  # the state after the last whole epoch (`lab.checkpoints`)
+EPOCHS_DONE = "epochs_done"  # the checkpoint's array of the whole epochs it holds
 MODEL_FILE = "model.keras"  # the model as Keras saves it, at the run's end or stop
 _CURVE_FILES = {"batches": "batches.csv", "epochs": "epochs.csv"}
 _TAIL_BYTES = 65536
@@ -733,14 +738,18 @@ class RunWriter:
         status: str | None = None,
         summary: dict | None = None,
         error: str | None = None,
+        environment: dict | None = None,
     ) -> None:
-        """Set the status, replace the summary, set the error; rewrites meta.json atomically."""
+        """Set the status, replace the summary, set the error, add to the environment;
+        rewrites meta.json atomically."""
         if status is not None and status not in STATUSES:
             raise RunStoreError(f"bad status {_show(status)}: expected one of {STATUSES}")
         if summary is not None and not isinstance(summary, dict):
             raise RunStoreError(f"bad summary {_show(summary)}: not a dict")
         if error is not None and not isinstance(error, str):
             raise RunStoreError(f"bad error {_show(error)}: not text")
+        if environment is not None and not isinstance(environment, dict):
+            raise RunStoreError(f"bad environment {_show(environment)}: not a dict")
         if not self.path.is_dir():
             raise RunStoreError(f"run {self.run_id} was deleted")
         with _locked(self.path / _META_LOCK):
@@ -754,6 +763,8 @@ class RunWriter:
                 meta["summary"] = summary
             if error is not None:
                 meta["error"] = error
+            if environment is not None:
+                meta["environment"] = {**(meta.get("environment") or {}), **environment}
             meta["updated_at"] = _iso(_utcnow())
             _write_atomic(self.path / _META_FILE, _dump_meta(meta))
             self._meta = meta
@@ -963,14 +974,15 @@ def _recorded_summary(run_dir: Path, planned: dict) -> dict:
 
 
 def _reconciled(run_dir: Path, meta: dict) -> dict:
-    """`meta`, or, for a "running" run that no writer holds, the run made "interrupted"
+    """`meta`, or, for a "running" or "queued" run that no writer holds, the run made
+    "interrupted"
     with its summary computed from what it recorded, stored in its meta.json (returned
     without storing it where the folder is read-only).
 
     The writer lock is taken (exclusively, without waiting) while meta.json is rewritten,
     so a worker cannot start writing meanwhile; when a writer holds it, the run is live and
     `meta` is returned as it is."""
-    if meta["status"] != "running":
+    if meta["status"] not in LIVE_STATUSES:
         return meta
     try:
         fd = os.open(run_dir / _WRITER_LOCK, os.O_RDONLY)  # flock needs no write access
@@ -991,20 +1003,22 @@ def _reconciled(run_dir: Path, meta: dict) -> dict:
 
 
 def _interrupted(run_dir: Path, meta: dict) -> dict:
-    if meta["status"] != "running":
+    if meta["status"] not in LIVE_STATUSES:
         return meta  # reconciled by another reader meanwhile
     summary = _recorded_summary(run_dir, meta["summary"])
     steps, planned = summary["steps"], summary.get("total_steps")
     reached = f"step {steps:,}" + (f" of {planned:,}" if isinstance(planned, int) else "")
+    where = (
+        "while the run waited for its turn"
+        if meta["status"] == QUEUED
+        else f"without finishing the run (killed, or its machine went down) after {reached}"
+    )
     return {
         **meta,
         "status": INTERRUPTED,
         "summary": summary,
         "error": meta["error"]
-        or (
-            f"The worker ended without finishing the run (killed, or its machine went down) "
-            f"after {reached}; everything recorded until then is kept."
-        ),
+        or f"The worker ended {where}; everything recorded until then is kept.",
         "updated_at": _iso(_utcnow()),
     }
 
@@ -1035,10 +1049,15 @@ class RunStore:
             raise RunStoreError(f"unknown run id {run_id!r} in {str(self.root)!r}")
         return path
 
-    def create(self, name: str, config: dict, environment: dict) -> RunWriter:
-        """A new run with status "running"; its folder appears complete (meta.json and the
-        batches.csv header) or not at all."""
+    def create(
+        self, name: str, config: dict, environment: dict, *, status: str = "running"
+    ) -> RunWriter:
+        """A new run with `status` "running" (or "queued", for a run that waits for its
+        turn); its folder appears complete (meta.json and the batches.csv header) or not at
+        all."""
         name = validate_name(name)
+        if status not in LIVE_STATUSES:
+            raise RunStoreError(f"bad status {_show(status)}: expected one of {LIVE_STATUSES}")
         for label, value in (("config", config), ("environment", environment)):
             if not isinstance(value, dict):
                 raise RunStoreError(f"bad {label} {_show(value)}: not a dict")
@@ -1062,7 +1081,7 @@ class RunStore:
                     "name": name,
                     "created_at": _iso(now),
                     "updated_at": _iso(now),
-                    "status": "running",
+                    "status": status,
                     "config": config,
                     "environment": environment,
                     "summary": {},
@@ -1140,7 +1159,7 @@ class RunStore:
                     summary=meta["summary"],
                     updated_at=meta["updated_at"],
                     error=meta["error"],
-                    active=meta["status"] == "running" and self.is_active(run_id),
+                    active=meta["status"] in LIVE_STATUSES and self.is_active(run_id),
                 )
             except Exception as e:
                 if not run_dir.is_dir():
@@ -1252,11 +1271,31 @@ class RunStore:
         except (OSError, ValueError) as e:
             raise RunStoreError(f"run {run_id} has an unreadable checkpoint: {e}") from None
 
-    def reopen(self, run_id: str, *, keep_epochs: int, config: dict) -> RunWriter:
+    def resume(
+        self, run_id: str, *, config: dict, status: str = "running"
+    ) -> tuple[RunWriter, dict[str, np.ndarray] | None]:
+        """Takes a run back for training from its checkpoint (`reopen` to the epochs the
+        checkpoint holds; none: from the start); returns its writer and the checkpoint.
+        ValueError naming `epochs` when `config["epochs"]` is fewer than the checkpoint's."""
+        checkpoint = self.load_checkpoint(run_id)
+        kept = int(checkpoint[EPOCHS_DONE]) if checkpoint else 0
+        epochs = config.get("epochs")
+        if not isinstance(epochs, int) or kept > epochs:
+            raise ValueError(
+                f"`epochs` must be at least the {kept} epochs run {run_id} has done. "
+                f"Received: epochs={epochs!r}"
+            )
+        return self.reopen(run_id, keep_epochs=kept, config=config, status=status), checkpoint
+
+    def reopen(
+        self, run_id: str, *, keep_epochs: int, config: dict, status: str = "running"
+    ) -> RunWriter:
         """Takes a run that no worker holds (stopped, interrupted, completed, ...) back for
         training: its curves cut to the first `keep_epochs` epochs (the batches after them
-        dropped), its config replaced (e.g. more epochs), its status `running`, a pending
-        stop request removed. RunIsLiveError when a worker holds it."""
+        dropped), its config replaced (e.g. more epochs), its `status` "running" (or
+        "queued"), a pending stop request removed. RunIsLiveError when a worker holds it."""
+        if status not in LIVE_STATUSES:
+            raise RunStoreError(f"bad status {_show(status)}: expected one of {LIVE_STATUSES}")
         path = self.path_of(run_id)
         fd = os.open(path / _WRITER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -1279,7 +1318,7 @@ class RunStore:
                 (path / _STOP_FILE).unlink(missing_ok=True)
                 for stale in path.glob(f".{CHECKPOINT_FILE}.*"):  # writes a kill cut short
                     stale.unlink(missing_ok=True)
-                meta.update(status="running", config=config, error=None)
+                meta.update(status=status, config=config, error=None)
                 meta["updated_at"] = _iso(_utcnow())
                 _write_atomic(path / _META_FILE, _dump_meta(meta))
         except BaseException:

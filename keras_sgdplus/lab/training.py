@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,7 +27,7 @@ import numpy as np
 from keras_sgdplus.lab import checkpoints, engine, run_summary
 from keras_sgdplus.lab import datasets as datasets_module
 from keras_sgdplus.lab.accelerators import environment, resolve_backend, select_device
-from keras_sgdplus.lab.config import TrainingConfig
+from keras_sgdplus.lab.config import TrainingConfig, default_name
 from keras_sgdplus.lab.engine.common import TrainingArrays
 from keras_sgdplus.lab.engine.keras_fit import BatchLoss
 from keras_sgdplus.lab.engine.order import batch_sizes_of
@@ -37,6 +35,7 @@ from keras_sgdplus.lab.engine.recorder import StepRecorder
 from keras_sgdplus.lab.models import build_model, loss_name, make_loss, metrics_for
 from keras_sgdplus.lab.optimizers import make_optimizer
 from keras_sgdplus.lab.runs import BackgroundBatchWriter, RunStore, RunWriter
+from keras_sgdplus.lab.stop_signal import StopSignal
 
 
 def load_data(config: TrainingConfig) -> datasets_module.Dataset:
@@ -55,34 +54,6 @@ def load_data(config: TrainingConfig) -> datasets_module.Dataset:
     return datasets_module.load_dataset(
         config.dataset, noise=config.noise, n_samples=config.n_samples, **options
     )
-
-
-class StopSignal:
-    """Set by SIGTERM / SIGINT (when installed), by `request()`, or by a stop request in the
-    run's folder (`watch`, `RunStore.request_stop`); read after each chunk of steps."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self._checks: list[Callable[[], bool]] = []
-
-    def request(self, *_: Any) -> None:
-        self._event.set()
-
-    def watch(self, check: Callable[[], bool]) -> None:
-        """Also stop when `check()` is true (asked at each read until it is)."""
-        self._checks.append(check)
-
-    @property
-    def requested(self) -> bool:
-        if not self._event.is_set() and any(check() for check in self._checks):
-            self._event.set()
-        return self._event.is_set()
-
-    def install(self) -> None:
-        """Handle SIGTERM and SIGINT (main thread only) by requesting a stop."""
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self.request)
-            signal.signal(signal.SIGINT, self.request)
 
 
 def set_random_seed(seed: int) -> None:
@@ -145,40 +116,40 @@ def run_training(
     on_created: Callable[[str], None] | None = None,
     path: str = "auto",
     resume: str | None = None,
+    writer: RunWriter | None = None,
 ) -> str:
     """Trains in this process, writing the run as it goes; returns the run id.
 
     `config` is trusted: it was checked when it was made (`lab/config.py`), and the model was
     checked against the data (`config.check_model_fits`) where the run was set up. `path`
     picks the engine path (`engine.PATHS`; "auto": the compiled path of the backend).
+    `resume`: the run goes on from its checkpoint (none: from the start), on the backend it
+    trained on. `writer`: the run was opened already, queued (`queued_run.open_queued`,
+    the `resume` run reopened or a new one): it trains from here.
     """
     stop = stop or StopSignal()
     backend = resolve_backend(config.backend)  # Keras is imported: its backend, or an error
     device, device_context = select_device(config.device)
     distributed = device.startswith("MirroredStrategy")
     chosen = engine.choose_path(path, backend, distributed)
-    if resume is None:
-        checkpoint = None
-        writer = store.create(
-            config.name or default_name(config),
-            config.to_dict(),
-            {**environment(device), "engine": chosen},
-        )
-    else:  # the same run goes on from its checkpoint (none: from the start)
+    if resume is not None:
         trained_on = (store.load_meta(resume).get("environment") or {}).get("backend")
         if trained_on != backend:
             raise ValueError(
                 f"run {resume} trained on {trained_on}; it resumes on the same backend only. "
                 f"Received: backend={backend!r}"
             )
-        checkpoint = store.load_checkpoint(resume)
-        kept = int(checkpoint[checkpoints.EPOCHS_DONE]) if checkpoint else 0
-        if kept > config.epochs:
-            raise ValueError(
-                f"`epochs` must be at least the {kept} epochs run {resume} has done. "
-                f"Received: epochs={config.epochs}"
-            )
-        writer = store.reopen(resume, keep_epochs=kept, config=config.to_dict())
+    run_environment = {**environment(device), "engine": chosen}
+    if writer is not None:
+        checkpoint = store.load_checkpoint(writer.run_id) if resume else None
+        writer.update(status="running", environment=run_environment)
+    elif resume is None:
+        checkpoint = None
+        writer = store.create(
+            config.name or default_name(config), config.to_dict(), run_environment
+        )
+    else:
+        writer, checkpoint = store.resume(resume, config=config.to_dict())
     stop.watch(lambda: writer.stop_requested)  # a request from any process or host
     if on_created:
         on_created(writer.run_id)
@@ -263,18 +234,3 @@ def save_model(writer: RunWriter, model: keras.Model) -> None:
 
         module_utils.tensorflow._available = False
     writer.write_model(model.save)
-
-
-def default_name(config: TrainingConfig) -> str:
-    spec = config.optimizer
-    mode = spec.name
-    if spec.name == "sgdplus":
-        mode = (
-            "nesterov"
-            if spec.nesterov and spec.momentum
-            else "momentum"
-            if spec.momentum
-            else "sgd"
-        )
-    size = "full" if config.batch_size is None else config.batch_size
-    return f"{config.dataset} {mode} lr={spec.learning_rate:g} bs={size}"

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from keras_sgdplus.lab import datasets
 from keras_sgdplus.lab.config import ModelSpec, OptimizerSpec, TrainingConfig
-from keras_sgdplus.lab.jobs import start_training
+from keras_sgdplus.lab.jobs import request_stop, start_training
 from keras_sgdplus.lab.runs import RunStore
 from tests.app.elements import chart_titled, drawn_charts
 
@@ -164,7 +164,11 @@ def test_start_trains_in_a_worker_and_shows_both_views(page, runs_dir: Path):
 
 
 def long_run(runs_dir: Path) -> str:
-    config = TrainingConfig(
+    return start_training(long_run_config(), runs_dir).run_id()
+
+
+def long_run_config() -> TrainingConfig:
+    return TrainingConfig(
         dataset="digits",
         model=ModelSpec(depth=4, width=512),  # wide: slow enough to be stopped on any engine
         optimizer=OptimizerSpec(learning_rate=0.001, momentum=0.9),
@@ -172,7 +176,6 @@ def long_run(runs_dir: Path) -> str:
         epochs=200,
         name="long online run",
     )
-    return start_training(config, runs_dir).run_id()
 
 
 def test_a_reload_shows_the_running_job_and_stop_ends_it(runs_dir: Path):
@@ -191,8 +194,10 @@ def test_a_reload_shows_the_running_job_and_stop_ends_it(runs_dir: Path):
     assert app.get("progress")
     stop = [b for b in app.button if b.label == "Stop training"]
     assert len(stop) == 1
-    start = [b for b in app.button if b.label == "Start training"]
-    assert start[0].disabled  # one run at a time
+    assert not [b for b in app.button if b.label == "Start training"]
+    queue = [b for b in app.button if b.label == "Queue this run"]
+    assert len(queue) == 1
+    assert not queue[0].disabled
     stop[0].click().run()
     meta = wait_until_finished(store, run_id)
     assert meta["status"] == "stopped"
@@ -307,7 +312,7 @@ def test_every_live_run_is_shown_with_its_own_stop_and_can_be_watched(page, runs
         app = page("train")
         assert not app.exception
         assert app.subheader[0].value == "second elsewhere"  # the newest
-        assert "**Also training now** (1)" in texts(app.markdown)
+        assert "**Also live: training or queued** (1)" in texts(app.markdown)
         assert "first elsewhere" in texts(app.markdown)
         first = writers["first elsewhere"]
         app.button(key=f"stop-other-{first.run_id}").click().run()
@@ -342,3 +347,45 @@ def test_continue_on_train_extends_the_run_just_watched(runs_dir: Path):
     meta = wait_until_finished(store, run_id)
     assert meta["status"] == "completed"
     assert store.load(run_id).epochs.epoch.tolist() == [0, 1, 2]
+
+
+def test_a_run_started_while_another_trains_waits_its_turn_and_can_be_cancelled(
+    runs_dir: Path,
+):
+    """Queue this run: the new run is `queued` in the store (its worker waits, Keras not
+    loaded), listed below the run that trains with its place in the queue; Cancel takes it
+    out (stopped, nothing trained); the running run was never disturbed."""
+    store = RunStore(runs_dir)
+    running = start_training(long_run_config(), runs_dir, side_by_side=1).run_id()
+    deadline = time.monotonic() + WORKER_TIMEOUT
+    while store.load_meta(running)["status"] != "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    app = AppTest.from_file(
+        str(Path(__file__).parents[2] / "dashboard" / "app_pages" / "train.py"),
+        default_timeout=180,
+    )
+    try:
+        app.run()
+        assert app.subheader[0].value == "long online run"
+        app.selectbox(key="dataset").set_value("iris").run()
+        app.text_input(key="run_name").set_value("waits its turn").run()
+        next(b for b in app.button if b.label == "Queue this run").click().run()
+        assert not app.exception
+        queued = [r for r in store.list_runs() if r.name == "waits its turn"]
+        assert len(queued) == 1
+        assert queued[0].status == "queued"
+        assert queued[0].active
+        queued_id = queued[0].run_id
+        assert app.subheader[0].value == "long online run"  # still watched
+        assert "Queued for the CPU: 0 runs before it" in [p.proto.text for p in app.get("progress")]
+        assert store.load_curve(queued_id, "batches").empty
+        time.sleep(1.0)  # still waiting while the other trains
+        assert store.load_meta(queued_id)["status"] == "queued"
+        app.button(key=f"stop-other-{queued_id}").click().run()
+        meta = wait_until_finished(store, queued_id)
+        assert meta["status"] == "stopped"
+        assert store.load_curve(queued_id, "batches").empty
+        assert store.load_meta(running)["status"] == "running"
+    finally:
+        request_stop(store, running)
+        wait_until_finished(store, running)

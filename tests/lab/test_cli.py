@@ -189,10 +189,10 @@ def test_every_command_has_help(command):
     assert "usage: sgdplus" in result.stdout
 
 
-def long_train(runs_dir):
+def long_train(runs_dir, *extra):
     """A `sgdplus train` process a test ends, and its run id once it has an epoch recorded."""
     env = {**os.environ, "SGDPLUS_RUNS_DIR": str(runs_dir)}
-    command = [str(SCRIPT), "train", "--dataset", "digits", "--batch-size", "online"]
+    command = [str(SCRIPT), "train", *extra, "--dataset", "digits", "--batch-size", "online"]
     command += ["--epochs", "1000", "--learning-rate", "0.01", "--momentum", "0"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     store = RunStore(runs_dir)
@@ -246,6 +246,39 @@ def test_a_live_run_is_stopped_from_another_process_and_deleted_only_when_it_has
     assert "not training (its status is stopped)" in again.stderr
     sgdplus("delete", run_id, runs_dir=tmp_path)
     assert RunStore(tmp_path).list_runs() == []
+
+
+def test_train_queue_waits_for_the_run_before_it_and_starts_when_it_ends(tmp_path):
+    """`sgdplus train --queue` twice: the second run is `queued` (it says so on stderr) for
+    as long as the first trains, and trains once the first is stopped."""
+    first, first_id = long_train(tmp_path, "--queue")
+    env = {**os.environ, "SGDPLUS_RUNS_DIR": str(tmp_path)}
+    command = [str(SCRIPT), "train", "--queue", "--dataset", "iris", "--epochs", "2"]
+    second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    store = RunStore(tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while len(store.list_runs()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        (waiting,) = [run for run in store.list_runs() if run.run_id != first_id]
+        time.sleep(2.0)  # the first trains on: the second keeps waiting
+        assert store.load_meta(waiting.run_id)["status"] == "queued"
+        assert store.load_curve(waiting.run_id, "batches").empty
+        sgdplus("stop", first_id, runs_dir=tmp_path)
+        first.communicate(timeout=60)
+        out, err = second.communicate(timeout=240)
+    finally:
+        first.kill()
+        second.kill()
+    assert second.returncode == 0, err.decode()
+    assert f"run {waiting.run_id} is queued (cpu queue, 1 at a time; 0 before it)" in err.decode()
+    assert out.decode().split()[-1] == waiting.run_id
+    assert store.load_meta(first_id)["status"] == "stopped"
+    meta = store.load_meta(waiting.run_id)
+    assert meta["status"] == "completed"
+    assert meta["environment"]["queue"] == "cpu"
+    assert meta["environment"]["backend"]
+    assert store.load(waiting.run_id).epochs.epoch.tolist() == [0, 1]
 
 
 def test_delete_force_stops_a_live_run_then_deletes_it(tmp_path):
