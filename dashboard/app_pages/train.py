@@ -13,7 +13,15 @@ import time
 import streamlit as st
 from keras_sgdplus.dashboard.app_pages import common
 
-from keras_sgdplus.lab import accelerators, datasets, live, preview_charts, training, uploads
+from keras_sgdplus.lab import (
+    accelerators,
+    datasets,
+    live,
+    preview_charts,
+    training,
+    upload_summary,
+    uploads,
+)
 from keras_sgdplus.lab import config as run_config
 from keras_sgdplus.lab.jobs import request_stop, start_training
 from keras_sgdplus.lab.runs import LIVE_STATUSES, QUEUED, RunStore, RunStoreError
@@ -94,13 +102,10 @@ def generated_points(name: str, n_samples: int, noise: float, seed: int):
 
 @st.cache_data(max_entries=8)
 def uploaded_summary(path: str, target_column: str | None, split: float, seed: int):
-    """What the page shows of an upload (its `DatasetInfo`, the training-set size): the
-    arrays are parsed, checked and let go, so the server keeps no copy of them."""
-    if target_column is None:
-        data = datasets.load_npz(path, validation_split=split, seed=seed)
-    else:
-        data = datasets.load_csv(path, target_column, validation_split=split, seed=seed)
-    return data.info, len(data.x_train)
+    """What the page shows of an upload (its `DatasetInfo`, the training-set size), parsed
+    in a child process (`lab.upload_summary`): the server never holds the parsed arrays,
+    and keeps only this small answer."""
+    return upload_summary.summarize_upload(path, target_column, split, seed)
 
 
 def pick_data(store: RunStore) -> dict | None:
