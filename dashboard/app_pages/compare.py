@@ -16,6 +16,7 @@ from keras_sgdplus.dashboard.app_pages import common
 from keras_sgdplus.lab import charts, compare
 from keras_sgdplus.lab.jobs import request_stop
 from keras_sgdplus.lab.runs import (
+    QUEUED,
     UNREADABLE,
     Run,
     RunIsLiveError,
@@ -258,7 +259,7 @@ def delete_controls(store: RunStore, run: RunSummary, label: str) -> None:
     """Stop a live run; delete in two steps: the button asks, a second button does it. A
     live run is refused (stop it first)."""
     if run.active:
-        st.markdown("Training now")
+        st.markdown("Queued" if run.status == QUEUED else "Training now")
         if st.button(
             "Stop training",
             key="compare-stop",
@@ -323,6 +324,8 @@ def actions_section(
         st.warning(f"Run {label} diverged: its loss became NaN or infinite.")
     elif run.status == "interrupted":
         st.warning(f"Run {label} was interrupted. {run.error or ''}")
+    elif run.active and run.status == QUEUED:
+        st.info(f"Run {label} is queued: it trains when the runs before it have ended.")
     elif run.active:
         st.info(f"Run {label} is still training.")
     rename_column, delete_column, download_column = st.columns([2, 1, 1.4])

@@ -630,3 +630,24 @@ def test_continue_extends_a_completed_run_in_a_worker(page: Page, store: RunStor
     assert run.epochs.epoch.tolist() == [0, 1, 2, 3]
     assert run.batches.step.tolist() == list(range(2 * len(first.batches)))
     pd.testing.assert_frame_equal(run.batches.iloc[: len(first.batches)], first.batches)
+
+
+def test_a_queued_run_says_so_and_can_be_taken_out_of_the_queue(
+    page: Page, store: RunStore, runs_dir: Path
+):
+    write_run(store, "done")
+    waiting = store.create("waits", TrainingConfig().to_dict(), {"queue": "cpu"}, status="queued")
+    try:
+        at = page("compare")
+        no_failures(at)
+        at.selectbox(key="compare-action-run").set_value(waiting.run_id).run()
+        no_failures(at)
+        assert any("is queued" in i.value for i in at.info)
+        at.button(key="compare-delete").click().run()
+        assert any("still training" in e for e in errors(at))  # a live run is not deleted
+        assert (runs_dir / waiting.run_id).is_dir()
+        at.button(key="compare-stop").click().run()
+        no_failures(at)
+        assert waiting.stop_requested  # what its worker polls while it waits
+    finally:
+        waiting.close()
