@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keras_sgdplus.lab.config import TrainingConfig, default_name
-from keras_sgdplus.lab.runs import QUEUED, RunStore, RunWriter
+from keras_sgdplus.lab.runs import QUEUED, RunStore, RunWriter, is_locked
 from keras_sgdplus.lab.stop_signal import StopSignal
 
 QUEUES = ("cpu", "gpu")
@@ -85,26 +85,11 @@ def _folder(root: str | os.PathLike, queue: str) -> Path:
     return folder
 
 
-def _locked_by_someone(path: Path) -> bool:
-    """Whether a process holds `path` locked (False for a file gone meanwhile)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
 def _live_tickets(folder: Path) -> list[Path]:
     """The tickets of runs still waiting, oldest first; those of dead workers removed."""
     live = []
     for ticket in sorted(folder.glob("ticket-*")):
-        if _locked_by_someone(ticket):
+        if is_locked(ticket):
             live.append(ticket)
         else:
             with contextlib.suppress(OSError):  # its worker is gone

@@ -272,6 +272,22 @@ def _cut_lines(path: Path, keep: int) -> None:
     os.truncate(path, offset)
 
 
+def is_locked(path: Path) -> bool:
+    """Whether a process holds an `flock` on the file `path` (False for a file that is gone,
+    or cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)  # flock needs no write access
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def _try_lock(fd: int) -> bool:
     """Takes an exclusive flock on `fd` without waiting; False when another holds it."""
     try:
@@ -1122,18 +1138,7 @@ class RunStore:
 
     def is_active(self, run_id: str) -> bool:
         """Whether a live RunWriter holds the run (a "running" run whose worker died: False)."""
-        path = self.path_of(run_id)
-        try:
-            fd = os.open(path / _WRITER_LOCK, os.O_RDONLY)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+        return is_locked(self.path_of(run_id) / _WRITER_LOCK)
 
     def list_runs(self, *, live_only: bool = False) -> list[RunSummary]:
         """All runs, newest first, unreadable ones included with their reason.
