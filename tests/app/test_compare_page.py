@@ -622,7 +622,9 @@ def test_continue_extends_a_completed_run_in_a_worker(page: Page, store: RunStor
     no_failures(at)
     assert any("continues" in s.value for s in at.success)
     deadline = time.monotonic() + 180
-    while store.load_meta(run_id)["status"] == "running" and time.monotonic() < deadline:
+    while (
+        store.load_meta(run_id)["status"] in ("queued", "running") and time.monotonic() < deadline
+    ):
         time.sleep(0.2)
     run = store.load(run_id)
     assert run.meta["status"] == "completed"
