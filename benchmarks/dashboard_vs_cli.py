@@ -261,7 +261,7 @@ class Dashboard:
 def dashboard_run(board: Dashboard, backend: str, epochs: int, repeat: int, deadline: float):
     from playwright.sync_api import expect
 
-    from keras_sgdplus.lab.runs import RunStore, RunStoreError
+    from keras_sgdplus.lab.runs import LIVE_STATUSES, RunStore, RunStoreError
     from tests.e2e.streamlit_ui import (
         assert_no_exception,
         button,
@@ -302,7 +302,9 @@ def dashboard_run(board: Dashboard, backend: str, epochs: int, repeat: int, dead
             if run_id is None:
                 runs = store.list_runs()
                 run_id = runs[0].run_id if runs else None
-            elif store.load_meta(run_id)["status"] != "running" or not store.is_active(run_id):
+            elif store.load_meta(run_id)["status"] not in LIVE_STATUSES or not store.is_active(
+                run_id
+            ):
                 watch.sample()
                 break
             polls += 1
