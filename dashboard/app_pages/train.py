@@ -406,7 +406,7 @@ def status_panel(store: RunStore, run_id: str) -> None:
     try:
         meta = store.load_meta(run_id)
         live_now = meta["status"] in LIVE_STATUSES and store.is_active(run_id)
-        progress = live.run_progress(store, run_id) if live_now else None
+        progress = live.run_progress(store, meta) if live_now else None
     except RunStoreError as error:
         st.error(f"This run cannot be shown: {error}")
         return
@@ -500,7 +500,7 @@ def other_live_runs_panel(store: RunStore, watched: str | None) -> None:
     for run_id in others:
         try:
             meta = store.load_meta(run_id)
-            progress = live.run_progress(store, run_id)
+            progress = live.run_progress(store, meta)
         except RunStoreError:
             continue  # ended and deleted meanwhile
         name, bar, watch, stop = st.columns([2, 4, 1, 1])

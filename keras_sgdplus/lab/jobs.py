@@ -42,11 +42,7 @@ class Queue:
     side_by_side: int = 1
 
     def __post_init__(self) -> None:
-        if self.queue not in run_queue.QUEUES:
-            raise ValueError(
-                f"`queue` must be one of {', '.join(run_queue.QUEUES)}. "
-                f"Received: queue={self.queue!r}"
-            )
+        run_queue.check_queue(self.queue)
         run_queue.check_side_by_side(self.side_by_side)
 
 

@@ -45,10 +45,11 @@ def newest_live_run(store: RunStore) -> str | None:
     return runs[0] if runs else None
 
 
-def run_progress(store: RunStore, run_id: str) -> Progress:
-    """`progress_of` a live run, read from the store (its metadata, its last batch line
-    and, while it waits, its place in its queue). RunStoreError when it cannot be read."""
-    meta = store.load_meta(run_id)
+def run_progress(store: RunStore, meta: dict[str, Any]) -> Progress:
+    """`progress_of` a live run whose metadata the caller has read, with what else the
+    store says of it (its last batch line and, while it waits, its place in its queue).
+    RunStoreError when it cannot be read."""
+    run_id = meta["run_id"]
     ahead = None
     if meta["status"] == QUEUED:
         queue = (meta.get("environment") or {}).get("queue")

@@ -77,9 +77,15 @@ class Place:
             os.close(self.fd)
 
 
-def _folder(root: str | os.PathLike, queue: str) -> Path:
+def check_queue(queue: object) -> str:
+    """`queue` when it is one of `QUEUES`; ValueError naming it otherwise."""
     if queue not in QUEUES:
         raise ValueError(f"`queue` must be one of {', '.join(QUEUES)}. Received: queue={queue!r}")
+    return str(queue)
+
+
+def _folder(root: str | os.PathLike, queue: str) -> Path:
+    check_queue(queue)
     folder = Path(root) / QUEUE_FOLDER / queue
     folder.mkdir(parents=True, exist_ok=True)
     return folder
