@@ -7,6 +7,12 @@ This is the only code that reads or writes the run folders. Layout of a run::
     <root>/<run_id>/batches.csv   one line per training batch (BATCH_COLUMNS), appended;
                                   schema 1 runs lack the last column, grad_norm (read as NaN)
     <root>/<run_id>/epochs.csv    one line per epoch (EPOCH_COLUMNS_BASE + metrics), appended
+    <root>/<run_id>/checkpoint.npz  the training state after the last whole epoch
+    <root>/<run_id>/model.keras   the model at the run's end or stop (Keras's format)
+    <root>/<run_id>/snapshots/    the weights at up to 200 steps (`engine.snapshots`):
+                                  layout.json, step-<step>.npy (a float32 vector each)
+    <root>/<run_id>/landscape/    the run's computed loss landscapes (`lab.run_landscape`):
+                                  <kind>.npz and <kind>.json, <kind>.progress.json
 
 A run id is the UTC creation time plus random hex (``20261121-224501-3f9a2c``); the user's name
 for a run is data in ``meta.json`` and never part of a path. Reading uses only ``json`` and
@@ -86,6 +92,11 @@ CHECKPOINT_FILE = "checkpoint.npz"  # the state after the last whole epoch (`lab
 EPOCHS_DONE = "epochs_done"  # the checkpoint's array of the whole epochs it holds
 MODEL_FILE = "model.keras"  # the model as Keras saves it, at the run's end or stop
 _CURVE_FILES = {"batches": "batches.csv", "epochs": "epochs.csv"}
+SNAPSHOT_DIR = "snapshots"  # weight snapshots (`engine.snapshots`)
+_SNAPSHOT_LAYOUT = "layout.json"
+_SNAPSHOT_PATTERN = re.compile(r"\Astep-([0-9]{9,})\.npy\Z")
+LANDSCAPE_DIR = "landscape"  # computed landscapes (`lab.run_landscape`)
+LANDSCAPE_KINDS = ("pca", "random")
 _TAIL_BYTES = 65536
 
 
@@ -644,6 +655,34 @@ def _batch_lines(arrays: Mapping[str, np.ndarray], start: int, stop: int) -> str
     return "\n".join(map(",".join, zip(*texts, strict=True))) + "\n"
 
 
+def _snapshot_files(run_dir: Path) -> list[tuple[int, Path]]:
+    """The run's weight snapshot files with their steps, in step order."""
+    found = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(run_dir / SNAPSHOT_DIR):
+            match = _SNAPSHOT_PATTERN.match(entry.name)
+            if match:
+                found.append((int(match.group(1)), Path(entry.path)))
+    return sorted(found)
+
+
+def _cut_snapshots(run_dir: Path, keep_steps: int) -> None:
+    """Removes the snapshots after step `keep_steps` (a resumed run trains them again)."""
+    for step, file in _snapshot_files(run_dir):
+        if step > keep_steps:
+            file.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class WeightPath:
+    """A run's weight snapshots: `steps` (k,), `vectors` (k, n) float32, one row a step,
+    and the `layout` that splits a row into the model's variables."""
+
+    steps: np.ndarray
+    vectors: np.ndarray
+    layout: list[dict[str, Any]]
+
+
 class RunWriter:
     """Writes one run as it trains (one writer per run, in the training worker).
 
@@ -792,6 +831,27 @@ class RunWriter:
         buffer = io.BytesIO()
         np.savez(buffer, **dict(arrays))  # type: ignore[arg-type]
         _write_atomic(self.path / CHECKPOINT_FILE, buffer.getvalue())
+
+    def write_snapshot_layout(self, layout: list[dict[str, Any]]) -> None:
+        """Stores how a weight snapshot splits into the model's variables (their paths and
+        shapes, in order)."""
+        self._check_open()
+        folder = self.path / SNAPSHOT_DIR
+        folder.mkdir(exist_ok=True)
+        _write_atomic(folder / _SNAPSHOT_LAYOUT, (json.dumps(layout) + "\n").encode())
+
+    def write_snapshot(self, step: int, vector: np.ndarray) -> None:
+        """Stores the weights after `step` steps (one float32 vector, `.npy`, never
+        pickled), whole or not at all (a temporary file, then os.replace; no fsync: up to
+        200 a run, and a lost one only thins the path)."""
+        self._check_open()
+        folder = self.path / SNAPSHOT_DIR
+        folder.mkdir(exist_ok=True)
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(vector, dtype="float32"), allow_pickle=False)
+        tmp = folder / f".step-{step:09d}.{secrets.token_hex(4)}.tmp"
+        tmp.write_bytes(buffer.getvalue())
+        os.replace(tmp, folder / f"step-{step:09d}.npy")
 
     def write_model(self, save: Callable[[str], None]) -> None:
         """Stores the model as `model.keras` with `save(path)` (Keras's `model.save`) into a
@@ -1323,6 +1383,7 @@ class RunStore:
                 (path / _STOP_FILE).unlink(missing_ok=True)
                 for stale in path.glob(f".{CHECKPOINT_FILE}.*"):  # writes a kill cut short
                     stale.unlink(missing_ok=True)
+                _cut_snapshots(path, keep_epochs * (per_epoch or 0))
                 meta.update(status=status, config=config, error=None)
                 meta["updated_at"] = _iso(_utcnow())
                 _write_atomic(path / _META_FILE, _dump_meta(meta))
@@ -1385,6 +1446,99 @@ class RunStore:
         finally:
             if fd >= 0:
                 os.close(fd)
+
+    def snapshot_steps(self, run_id: str) -> list[int]:
+        """The steps at which the run kept its weights (`engine.snapshots`)."""
+        return [step for step, _ in _snapshot_files(self.path_of(run_id))]
+
+    def load_snapshots(self, run_id: str) -> WeightPath | None:
+        """The run's weight snapshots in step order; None when it kept none (a run saved
+        before snapshots were kept). RunStoreError when they cannot be read."""
+        path = self.path_of(run_id)
+        files = _snapshot_files(path)
+        if not files:
+            return None
+        try:
+            layout = json.loads((path / SNAPSHOT_DIR / _SNAPSHOT_LAYOUT).read_text("utf-8"))
+            vectors = [np.load(file, allow_pickle=False) for _, file in files]
+        except (OSError, ValueError) as e:
+            raise RunStoreError(f"run {run_id} has unreadable weight snapshots: {e}") from None
+        size = sum(int(np.prod(item["shape"])) for item in layout)
+        if any(v.shape != (size,) for v in vectors):
+            raise RunStoreError(f"run {run_id} has weight snapshots of another size than {size}")
+        steps = np.asarray([step for step, _ in files], dtype="int64")
+        return WeightPath(steps, np.stack(vectors).astype("float32"), layout)
+
+    def _landscape_file(self, run_id: str, kind: str, suffix: str) -> Path:
+        if kind not in LANDSCAPE_KINDS:
+            raise ValueError(
+                f"`directions` must be one of {', '.join(LANDSCAPE_KINDS)}. "
+                f"Received: directions={kind!r}"
+            )
+        return self.path_of(run_id) / LANDSCAPE_DIR / f"{kind}{suffix}"
+
+    def write_landscape(
+        self, run_id: str, kind: str, arrays: Mapping[str, np.ndarray], info: dict
+    ) -> None:
+        """Stores a computed landscape of the run (`lab.run_landscape`): its arrays as
+        `<kind>.npz` (never pickled) and what it was computed from as `<kind>.json`, each
+        written whole or not at all; the arrays first, so the JSON names a complete set."""
+        target = self._landscape_file(run_id, kind, ".npz")
+        target.parent.mkdir(exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez(buffer, **dict(arrays))  # type: ignore[arg-type]
+        _write_atomic(target, buffer.getvalue())
+        _write_atomic(target.with_suffix(".json"), _dump_meta(info))
+
+    def load_landscape(self, run_id: str, kind: str) -> tuple[dict[str, np.ndarray], dict] | None:
+        """A stored landscape of the run (arrays, info), None when none was computed;
+        RunStoreError when it cannot be read."""
+        target = self._landscape_file(run_id, kind, ".npz")
+        try:
+            info = json.loads(target.with_suffix(".json").read_text("utf-8"))
+            with np.load(target, allow_pickle=False) as loaded:
+                arrays = {name: loaded[name] for name in loaded.files}
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise RunStoreError(f"run {run_id} has an unreadable {kind} landscape: {e}") from None
+        return arrays, info
+
+    @contextlib.contextmanager
+    def computing_landscape(self, run_id: str, kind: str) -> Iterator[Callable[[dict], None]]:
+        """Held while a process computes the run's `kind` landscape: an `flock` on
+        `<kind>.lock` (released by the kernel whatever ends the process) and a function
+        that stores its progress (`landscape_progress` reads it). RunIsLiveError when
+        another process computes it already."""
+        lock = self._landscape_file(run_id, kind, ".lock")
+        lock.parent.mkdir(exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if not _try_lock(fd):
+                raise RunIsLiveError(f"the {kind} landscape of run {run_id} is being computed")
+            progress = lock.with_suffix(".progress.json")
+
+            def report(state: dict) -> None:
+                _write_atomic(progress, _dump_meta({**state, "updated_at": _iso(_utcnow())}))
+
+            yield report
+        finally:
+            os.close(fd)
+
+    def landscape_progress(self, run_id: str, kind: str) -> dict | None:
+        """How the run's `kind` landscape computation goes (`computing_landscape`): its last
+        report, with `"state"` "computing" only while a process holds its lock (one that
+        died reads "interrupted"); None when none was started."""
+        lock = self._landscape_file(run_id, kind, ".lock")
+        try:
+            state = json.loads(lock.with_suffix(".progress.json").read_text("utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return {"state": "computing" if is_locked(lock) else "interrupted"}
+        if state.get("state") == "computing" and not is_locked(lock):
+            state["state"] = "interrupted"
+        return state
 
     def export_csv(self, run_id: str, curve: str, out: TextIO) -> None:
         """Write a curve ("batches" or "epochs") as CSV with a header to a text file object."""

@@ -32,6 +32,7 @@ from keras_sgdplus.lab.engine.common import TrainingArrays
 from keras_sgdplus.lab.engine.keras_fit import BatchLoss
 from keras_sgdplus.lab.engine.order import batch_sizes_of
 from keras_sgdplus.lab.engine.recorder import StepRecorder
+from keras_sgdplus.lab.engine.snapshots import WeightSnapshots, layout_of
 from keras_sgdplus.lab.models import build_model, loss_name, make_loss, metrics_for
 from keras_sgdplus.lab.optimizers import make_optimizer
 from keras_sgdplus.lab.runs import BackgroundBatchWriter, RunStore, RunWriter
@@ -194,6 +195,7 @@ def run_training(
             epoch_rows = store.load_curve(writer.run_id, "epochs").to_dict("records")
             recorder.resume_from(first, epoch_rows)
             start = recorder.start  # the run's time goes on from where it was
+        recorder.snapshots = weight_snapshots(store, writer, model, total_steps, recorder.step)
         train = engine.train_function(chosen)
         with device_context():
             train(model, arrays, batch_size, range(first, config.epochs), config.seed, recorder)
@@ -202,6 +204,7 @@ def run_training(
         status = "diverged" if recorder.diverged else "stopped" if recorder.stopped else "completed"
         summary = summarize(recorder, total_steps, time.perf_counter() - start)
         if status != "diverged":
+            recorder.snapshots.keep_final(recorder.step, model.trainable_variables)
             save_model(writer, model)  # for keras.saving.load_model
         writer.update(status=status, summary=summary)
     except BaseException as error:  # every failure is recorded; only Exceptions end here
@@ -218,6 +221,21 @@ def run_training(
     finally:
         writer.close()
     return writer.run_id
+
+
+def weight_snapshots(
+    store: RunStore, writer: RunWriter, model: keras.Model, total_steps: int, first_step: int
+) -> WeightSnapshots:
+    """The run's weight snapshots (`engine.snapshots`) from step `first_step` on (a resumed
+    run keeps those it has), the weights at `first_step` kept now when due (a new run's
+    initial weights)."""
+    kept = store.snapshot_steps(writer.run_id) if first_step else []
+    if not kept:
+        writer.write_snapshot_layout(layout_of(model.trainable_variables))
+    snapshots = WeightSnapshots.planned(total_steps, writer.write_snapshot, kept, first_step)
+    if snapshots.due(first_step):
+        snapshots.keep(first_step, model.trainable_variables)
+    return snapshots
 
 
 def save_model(writer: RunWriter, model: keras.Model) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from keras_sgdplus.lab import engine
 from keras_sgdplus.lab.config import ModelSpec, OptimizerSpec, ScheduleSpec, TrainingConfig
+from keras_sgdplus.lab.engine import snapshots
 from keras_sgdplus.lab.engine.order import epoch_order
 from keras_sgdplus.lab.models import build_model
 from keras_sgdplus.lab.runs import RunStore
@@ -39,13 +40,16 @@ def test_each_epoch_is_a_permutation_fixed_by_seed_and_epoch_alone():
 # --- a NumPy reference: a one-hidden-layer MLP with softmax, trained by SGD ------------------
 
 
-def reference_training(weights, x, y, sizes, epochs, seed, rate, momentum, nesterov):
+def reference_training(weights, x, y, sizes, epochs, seed, rate, momentum, nesterov, trail=None):
     """Per step: the batch's loss before the update, the gradient's global norm; written
     from the formulas (ReLU MLP, mean sparse cross-entropy, Keras's momentum convention:
-    v = mu v - lr g; w += v, or w += mu v - lr g with Nesterov)."""
+    v = mu v - lr g; w += v, or w += mu v - lr g with Nesterov). `trail`: a list that gets
+    the weights before the first step and after each, flattened in Keras's order."""
     w1, b1, w2, b2 = (np.asarray(w, dtype="float64") for w in weights)
     params = [w1, b1, w2, b2]
     velocity = [np.zeros_like(p) for p in params]
+    if trail is not None:
+        trail.append(np.concatenate([p.ravel() for p in params]))
     losses, norms = [], []
     for epoch in range(epochs):
         order = np.random.default_rng([seed, epoch]).permutation(len(x))
@@ -75,6 +79,8 @@ def reference_training(weights, x, y, sizes, epochs, seed, rate, momentum, neste
                 velocity[i] = momentum * velocity[i] - rate * g
                 step = momentum * velocity[i] - rate * g if nesterov else velocity[i]
                 params[i] = params[i] + step
+            if trail is not None:
+                trail.append(np.concatenate([p.ravel() for p in params]))
     return np.array(losses), np.array(norms)
 
 
@@ -136,6 +142,52 @@ def test_every_path_trains_as_the_numpy_reference(tmp_path, path, optimizer):
     for epoch, group in batches.groupby("epoch"):
         weighted = np.average(group.loss, weights=group.batch_size)
         assert run.epochs.loss[epoch] == pytest.approx(weighted, rel=1e-6)
+
+
+@pytest.mark.parametrize("path", ["auto", "keras_fit"])
+def test_weight_snapshots_hold_the_weights_after_their_steps(tmp_path, path, monkeypatch):
+    """The ball's path (`engine.snapshots`): at most MOST_SNAPSHOTS copies, spread evenly
+    from the initial weights to the last step, each equal to the NumPy reference's weights
+    after that many steps (chunks end exactly there)."""
+    monkeypatch.setattr(snapshots, "MOST_SNAPSHOTS", 7)
+    config = iris_config(momentum=0.9)
+    data, weights = initial_weights(config)
+    store = RunStore(tmp_path)
+    run_id = run_training(config, store, path=path)
+    n = len(data.x_train)
+    sizes = [16] * (n // 16) + ([n % 16] if n % 16 else [])
+    trail: list = []
+    reference_training(weights, data.x_train, data.y_train, sizes, 3, 5, 0.05, 0.9, False, trail)
+    kept = store.load_snapshots(run_id)
+    total = 3 * len(sizes)
+    assert kept.steps.tolist() == sorted({round(s) for s in np.linspace(0, total, 7)})
+    assert [item["shape"] for item in kept.layout] == [list(w.shape) for w in weights]
+    np.testing.assert_allclose(kept.vectors[0], trail[0], rtol=0, atol=0)  # as initialised
+    np.testing.assert_allclose(kept.vectors, np.stack(trail)[kept.steps], rtol=1e-4, atol=1e-6)
+
+
+def test_a_resumed_run_keeps_the_snapshots_of_an_uninterrupted_one(tmp_path):
+    """Stopped mid-run and resumed, a run keeps the snapshots an uninterrupted run keeps:
+    those after the checkpoint are taken again, none twice."""
+    config = iris_config(momentum=0.9)
+    store = RunStore(tmp_path)
+    whole = store.load_snapshots(run_training(config, store))
+    keras.backend.clear_session()
+    stop = StopSignal()
+    calls = []
+
+    def stop_in_second_epoch(row):
+        calls.append(row)
+        if len(calls) == 2:
+            stop.request()
+
+    part = run_training(config, store, stop=stop, progress=stop_in_second_epoch)
+    assert store.load_meta(part)["status"] == "stopped"
+    keras.backend.clear_session()
+    run_training(config, store, resume=part)
+    resumed = store.load_snapshots(part)
+    np.testing.assert_array_equal(resumed.steps, whole.steps)
+    np.testing.assert_allclose(resumed.vectors, whole.vectors, rtol=1e-6, atol=1e-7)
 
 
 def test_compiled_path_and_plain_fit_see_the_same_batches_and_losses(tmp_path):

@@ -51,6 +51,10 @@ class ChunkPrograms(Protocol):
     def end_epoch(self) -> None:
         """Hands the state back to the Keras variables."""
 
+    def weights(self) -> Any:
+        """The trainable weights now, as one flat vector (`engine.snapshots`): a copy that
+        the next chunk does not change (on JAX: dispatched, read when recorded)."""
+
     def evaluate(self) -> dict[str, float]:
         """Keras's `evaluate` of the model on the validation set, as a dict."""
 
@@ -79,15 +83,22 @@ def chunked_path(
             programs.begin_epoch(order)
             done = 0
             in_flight: _Chunk | None = None
+            base = epoch * recorder.steps_per_epoch  # global step of the epoch's first batch
             while done < programs.full_steps and not recorder.finished:
                 count = steps_for(
                     pace.seconds_per_step, min(programs.capacity, programs.full_steps - done)
                 )
+                to_snapshot = recorder.steps_to_snapshot(base + done)
+                if to_snapshot is not None:
+                    count = min(count, to_snapshot)  # the chunk ends where one is kept
                 started = time.perf_counter()
                 outputs = programs.run_chunk(done, count)
+                # taken before the next chunk runs (on JAX: dispatched, not waited for)
+                due = recorder.snapshot_due(base + done + count)
+                snapshot = programs.weights() if due else None
                 if in_flight is not None:  # recorded while the chunk just started runs
                     _record(recorder, epoch, in_flight, pace)
-                in_flight = _Chunk(done, count, outputs, started)
+                in_flight = _Chunk(done, count, outputs, started, base, snapshot)
                 done += count
             if in_flight is not None and not recorder.diverged:  # it ran: a stop keeps it
                 _record(recorder, epoch, in_flight, pace)
@@ -95,7 +106,10 @@ def chunked_path(
             if len(rest) and not recorder.finished:
                 started = time.perf_counter()
                 outputs = programs.run_last_batch(rest)
-                _record(recorder, epoch, _Chunk(programs.full_steps, 1, outputs, started), None)
+                step = base + programs.full_steps + 1
+                snapshot = programs.weights() if recorder.snapshot_due(step) else None
+                last = _Chunk(programs.full_steps, 1, outputs, started, base, snapshot)
+                _record(recorder, epoch, last, None)
             programs.end_epoch()
             logs = epoch_logs(model, recorder.epoch_loss(epoch))
             logs.update({f"val_{key}": value for key, value in programs.evaluate().items()})
@@ -111,6 +125,8 @@ class _Chunk:
     count: int
     outputs: Any  # (3, >= count): loss, rate, grad norm of each step
     started: float  # when it was dispatched
+    base: int = 0  # the global step of the epoch's first batch
+    snapshot: Any = None  # the weights after the chunk, when they are to be kept
 
 
 class _Pace:
@@ -124,7 +140,8 @@ class _Pace:
 
 
 def _record(recorder: StepRecorder, epoch: int, chunk: _Chunk, pace: _Pace | None) -> None:
-    """Waits for the chunk, then records its steps (and measures its pace)."""
+    """Waits for the chunk, then records its steps (and measures its pace) and keeps its
+    weight snapshot, if it has one."""
     values = np.asarray(chunk.outputs)[:, : chunk.count]
     if pace is not None:
         end = time.perf_counter()
@@ -135,3 +152,5 @@ def _record(recorder: StepRecorder, epoch: int, chunk: _Chunk, pace: _Pace | Non
     recorder.record(
         epoch, chunk.first_batch, values[0], values[1], values[2], started=chunk.started
     )
+    if chunk.snapshot is not None:
+        recorder.keep_snapshot(chunk.base + chunk.first_batch + chunk.count, chunk.snapshot)

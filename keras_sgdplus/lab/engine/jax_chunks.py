@@ -132,6 +132,9 @@ class JaxChunks:
 
         self.chunk = jax.jit(chunk, donate_argnums=0)
         self.last_batch = jax.jit(last_batch, donate_argnums=0)
+        self.flatten = jax.jit(
+            lambda weights: jnp.concatenate([jnp.ravel(w).astype("float32") for w in weights])
+        )
 
     def begin_epoch(self, order: np.ndarray) -> None:
         self.state = _variables(self.model)
@@ -144,6 +147,10 @@ class JaxChunks:
     def run_last_batch(self, indices: np.ndarray) -> Any:
         self.state, outputs = self.last_batch(self.state, self.x, self.y, jnp.asarray(indices))
         return outputs
+
+    def weights(self) -> Any:
+        assert self.state is not None
+        return self.flatten(self.state[0])  # a new array: the next chunk donates the state
 
     def end_epoch(self) -> None:
         if self.state is not None:

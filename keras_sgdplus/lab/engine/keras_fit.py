@@ -69,6 +69,8 @@ class _EveryBatch(keras.callbacks.Callback):
         if not self.recorder.record(self.epoch, batch, one * loss, one * self.rate, one * math.nan):
             self.go_on = False
             self.model.stop_training = True
+        if self.recorder.snapshot_due(self.recorder.step):
+            self.recorder.keep_snapshot(self.recorder.step, self.model.trainable_variables)
 
 
 def train(

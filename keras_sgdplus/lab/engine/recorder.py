@@ -12,6 +12,10 @@ decides whether training goes on:
 
 Wall times inside a chunk are spread evenly between the start of its compiled call and its
 end: a chunk is one call, so nothing finer is observed.
+
+The recorder also holds the run's weight snapshots (`engine.snapshots.WeightSnapshots`):
+the paths ask it where the next snapshot falls (`steps_to_snapshot`), end a chunk there,
+and hand it the weights (`keep_snapshot`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
+
+from keras_sgdplus.lab.engine.snapshots import WeightSnapshots
 
 
 class BatchSink(Protocol):
@@ -46,6 +52,7 @@ class StepRecorder:
         stop: StopRequest,
         progress: Callable[[dict[str, Any]], None] | None = None,
         on_whole_epoch: Callable[[int], None] | None = None,
+        snapshots: WeightSnapshots | None = None,
     ) -> None:
         self.batches = batches
         self.append_epoch = append_epoch
@@ -53,6 +60,7 @@ class StepRecorder:
         self.stop = stop
         self.progress = progress
         self.on_whole_epoch = on_whole_epoch  # called with the epochs done after each whole one
+        self.snapshots = snapshots
         self.step = 0
         self.samples_seen = 0
         self.epochs_done = 0
@@ -73,6 +81,20 @@ class StepRecorder:
         elapsed = float(epoch_rows[-1]["wall_time"]) if epoch_rows else 0.0
         self.start = time.perf_counter() - elapsed
         self.last_time = time.perf_counter()
+
+    def steps_to_snapshot(self, step: int) -> int | None:
+        """Steps from global step `step` to the next weight snapshot (None: none left)."""
+        return None if self.snapshots is None else self.snapshots.steps_to_next(step)
+
+    def snapshot_due(self, step: int) -> bool:
+        """Whether the weights after global step `step` are to be kept."""
+        return self.snapshots is not None and self.snapshots.due(step)
+
+    def keep_snapshot(self, step: int, values: Any) -> None:
+        """Keeps the weights after global step `step` (a flat vector or the variables'
+        values); a diverged run's are not kept."""
+        if self.snapshots is not None and not self.diverged:
+            self.snapshots.keep(step, values)
 
     @property
     def steps_per_epoch(self) -> int:

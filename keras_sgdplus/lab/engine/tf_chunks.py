@@ -37,6 +37,7 @@ from keras_sgdplus.lab.engine.common import (
     rate_of_next_step,
     validation_batch_size,
 )
+from keras_sgdplus.lab.engine.snapshots import flat_weights
 
 
 def make_step(model: keras.Model) -> Callable[[Any, Any], Any]:
@@ -109,6 +110,10 @@ class TfChunks:
 
     def end_epoch(self) -> None:
         """Nothing to hand back: the programs update the model's variables."""
+
+    def weights(self) -> Any:
+        """A copy now: the calls are synchronous, and the next one updates the variables."""
+        return flat_weights([v.numpy() for v in self.model.trainable_variables])
 
     def evaluate(self) -> dict[str, float]:
         results = self.model.evaluate(self.validation, verbose=0, return_dict=True)
