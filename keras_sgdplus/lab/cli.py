@@ -1,5 +1,5 @@
-"""`sgdplus`: train, resume, list, show, compare, export, stop and delete runs; start the
-dashboard.
+"""`sgdplus`: train, resume, list, show, compare, export, stop and delete runs; compute a
+run's loss landscape; start the dashboard.
 
 Every command takes `--runs-dir` (default: $SGDPLUS_RUNS_DIR, else ./saved_runs). Bad
 arguments get a one-line error on stderr and exit status 2.
@@ -275,6 +275,45 @@ def command_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_landscape(args: argparse.Namespace) -> int:
+    """Computes the run's landscape in this process, stores it in the run's folder, and
+    prints its summary (or, with --json, the surface on its plane)."""
+    import numpy as np
+
+    from keras_sgdplus.lab.accelerators import prepare_process
+    from keras_sgdplus.lab.run_landscape import LandscapeOptions, as_json, compute_and_store
+
+    options = LandscapeOptions(
+        directions=args.directions,
+        resolution=args.resolution,
+        span=args.span,
+        samples=args.samples,
+        seed=args.seed,
+    )
+    store = _store(args)
+    store.load_meta(args.run)  # an unknown run is refused before Keras loads
+    backend = prepare_process(args.backend, "auto")
+    quiet_tensorflow_import(backend)
+    result, details = compute_and_store(store, args.run, options)
+    if args.json:
+        print(json.dumps(as_json(result)))
+        return 0
+    alpha, beta, loss = result["alpha"], result["beta"], result["loss"]
+    print(f"run {args.run}: {options.directions} landscape, {len(alpha)}x{len(beta)} grid")
+    print(f"  alpha in [{alpha[0]:.4g}, {alpha[-1]:.4g}], beta in [{beta[0]:.4g}, {beta[-1]:.4g}]")
+    print(f"  loss at the final weights: {float(result['center_loss']):.6g}")
+    print(f"  loss on the grid: {np.nanmin(loss):.6g} to {np.nanmax(loss):.6g}")
+    explained = result["explained_variance"]
+    if options.directions == "pca":
+        print(f"  explained variance: {explained[0]:.1%} and {explained[1]:.1%}")
+    print(f"  path: {len(result['path'])} weight snapshots")
+    print(
+        f"  {details['train_samples']} training samples, {details['seconds']:.2f} s "
+        f"on {details['backend']}; stored in {store.path_of(args.run) / 'landscape'}"
+    )
+    return 0
+
+
 def command_compare(args: argparse.Namespace) -> int:
     store = _store(args)
     runs = [store.load(run_id) for run_id in args.runs]
@@ -526,6 +565,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stop.add_argument("run", help="the run id")
     stop.set_defaults(handler=command_stop)
+
+    landscape = commands.add_parser(
+        "landscape",
+        parents=[runs_dir],
+        help="the loss surface around a run's final weights, with the path its weights took",
+    )
+    landscape.add_argument("run", help="the run id (a finished run)")
+    landscape.add_argument(
+        "--directions",
+        choices=("pca", "random"),
+        default="pca",
+        help="pca: the plane of the weights' path (its first two principal components; "
+        "default); random: two filter-normalised Gaussian directions (Li et al. 2018)",
+    )
+    landscape.add_argument(
+        "--resolution", type=int, default=31, help="grid points along each axis (default 31)"
+    )
+    landscape.add_argument(
+        "--span",
+        type=float,
+        help="the grid is [-span, span] on both axes (default: 1 for random directions, "
+        "the path's extent for pca)",
+    )
+    landscape.add_argument(
+        "--samples",
+        type=int,
+        default=2048,
+        help="the size of the seeded training subset the loss is computed on (default 2048)",
+    )
+    landscape.add_argument("--seed", type=int, default=0, help="of the subset and directions")
+    landscape.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="the Keras backend that computes the losses (auto: JAX when installed)",
+    )
+    landscape.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"alpha", "beta", "loss" (rows follow beta), "path", '
+        '"explained_variance", "center_loss"} for scripts',
+    )
+    landscape.set_defaults(handler=command_landscape)
 
     datasets = commands.add_parser("datasets", help="list the datasets")
     datasets.set_defaults(handler=command_datasets)

@@ -192,3 +192,46 @@ def request_stop(store: RunStore, run_id: str) -> bool:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
     return True
+
+
+def start_landscape(
+    runs_dir: str | os.PathLike,
+    run_id: str,
+    options: dict,
+    backend: str = "auto",
+    timeout: float = 120.0,
+) -> subprocess.Popen:
+    """Starts `python -m keras_sgdplus.lab.landscape_worker` to compute and store the
+    landscape of run `run_id` (`run_landscape.LandscapeOptions` as a dict); returns once the
+    worker holds the run's landscape lock and has stored its first progress
+    (`RunStore.landscape_progress`), so a page that polls it next sees it computing.
+    ValueError with the worker's message when it refuses (bad options, the same landscape
+    computed already); the worker is a process of its own session, as a training worker."""
+    read_fd, write_fd = os.pipe()
+    runs = str(Path(runs_dir).resolve())
+    command = [sys.executable, "-m", "keras_sgdplus.lab.landscape_worker", str(write_fd)]
+    try:
+        process = subprocess.Popen(
+            [*command, runs, run_id],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    assert process.stdin is not None
+    with process.stdin:
+        process.stdin.write(json.dumps({"options": options, "backend": backend}).encode())
+    with os.fdopen(read_fd, "rb") as handshake:
+        ready, _, _ = select.select([handshake], [], [], timeout)
+        line = handshake.readline().decode("utf-8").rstrip("\n") if ready else ""
+    kind, _, message = line.partition(" ")
+    if kind == "error":
+        raise ValueError(message)
+    if kind != "started":
+        raise RuntimeError(f"The landscape worker did not start within {timeout:g} s.")
+    return process

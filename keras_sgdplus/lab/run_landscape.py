@@ -39,13 +39,15 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
 
 from keras_sgdplus.lab.config import TrainingConfig
 from keras_sgdplus.lab.runs import LANDSCAPE_KINDS, LIVE_STATUSES, RunStore, WeightPath
+
+if TYPE_CHECKING:  # Keras loads where the losses are computed, not where options are checked
+    import keras
 
 DEFAULT_RESOLUTION = 31
 DEFAULT_SPAN = 1.0  # random directions: the grid is [-span, span]² (Li et al.'s default)
@@ -201,6 +203,8 @@ class LossEvaluator:
         self._compiled: dict[int, Any] = {}
 
     def _program(self, count: int) -> Any:
+        import keras
+
         if count in self._compiled:
             return self._compiled[count]
         model, loss, non_trainable = self.model, self.loss, self.non_trainable
@@ -295,6 +299,8 @@ def compute(
     directions `direction_1`, `direction_2` as flat vectors (`engine.snapshots`' layout).
     `progress` gets ``{"done": points evaluated, "total": points}``.
     ValueError for a run still training, without snapshots or with non-finite weights."""
+    import keras
+
     from keras_sgdplus.lab import datasets as datasets_module
     from keras_sgdplus.lab.models import build_model, loss_name, make_loss
     from keras_sgdplus.lab.training import load_data, training_arrays
@@ -382,12 +388,16 @@ def compute_and_store(
     run_id: str,
     options: LandscapeOptions,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> tuple[dict[str, Array], dict[str, Any]]:
     """`compute`, holding the run's landscape lock (`RunStore.computing_landscape`: one
     computation of a kind at a time, its progress readable by any process), then stores
-    the result in the run's folder. A failure is stored as the progress's `error`."""
+    the result in the run's folder. A failure is stored as the progress's `error`.
+    `on_started` is called once the lock is held and the first progress stored."""
     with store.computing_landscape(run_id, options.directions) as report:
         report({"state": "computing", "done": 0, "total": None, "options": options.to_dict()})
+        if on_started:
+            on_started()
 
         def forward(state: dict[str, Any]) -> None:
             report({"state": "computing", **state, "options": options.to_dict()})

@@ -4,11 +4,18 @@ of filter normalisation and of the projection."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import keras
 import numpy as np
 import pytest
 
-from keras_sgdplus.lab import run_landscape
+from keras_sgdplus.lab import jobs, run_landscape
 from keras_sgdplus.lab.config import ModelSpec, OptimizerSpec, TrainingConfig
 from keras_sgdplus.lab.run_landscape import LandscapeOptions
 from keras_sgdplus.lab.runs import RunStore, WeightPath
@@ -206,3 +213,93 @@ def test_weight_path_rows_are_steps(iris_run):
     meta = store.load_meta(run_id)
     assert path.steps[0] == 0
     assert path.steps[-1] == meta["summary"]["steps"]
+
+
+# --- the worker and the command -----------------------------------------------------------------
+
+
+def wait_for(condition, timeout=180.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s")
+
+
+def test_a_worker_computes_and_stores_the_landscape_with_progress(iris_run):
+    store, run_id, _ = iris_run
+    options = LandscapeOptions("random", 9, seed=4)
+    # on this process's backend: Keras's cross-entropy clips probabilities on JAX, and
+    # works from the softmax's logits on TensorFlow, so far out on the grid they differ
+    backend = keras.backend.backend()
+    process = jobs.start_landscape(store.root, run_id, options.to_dict(), backend=backend)
+    seen = store.landscape_progress(run_id, "random")
+    assert seen["state"] in ("computing", "done")  # started: never "nothing yet"
+    assert process.wait(180) == 0
+    assert store.landscape_progress(run_id, "random")["state"] == "done"
+    arrays, info = store.load_landscape(run_id, "random")
+    assert info["options"] == options.to_dict()
+    expected, _ = run_landscape.compute(store, run_id, options)  # here, the same numbers
+    np.testing.assert_allclose(arrays["loss"], expected["loss"], rtol=1e-5)
+
+
+def test_a_worker_refuses_bad_options_with_their_message(iris_run):
+    store, run_id, _ = iris_run
+    with pytest.raises(ValueError, match="`resolution` must be an integer"):
+        jobs.start_landscape(store.root, run_id, {"resolution": 0})
+
+
+def test_a_killed_worker_reads_as_interrupted(iris_run):
+    """kill -9 while it computes: the lock goes with the process, and readers say so."""
+    store, run_id, _ = iris_run
+    options = LandscapeOptions("pca", 201, samples=100)  # long enough to be killed in
+    process = jobs.start_landscape(store.root, run_id, options.to_dict())
+    wait_for(lambda: (store.landscape_progress(run_id, "pca") or {}).get("done", 0) or None)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(30)
+    assert store.landscape_progress(run_id, "pca")["state"] == "interrupted"
+
+
+def sgdplus(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "keras_sgdplus.lab.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_command_prints_the_surface_on_the_paths_plane_as_json(iris_run):
+    store, run_id, _ = iris_run
+    done = sgdplus(
+        "landscape", run_id, "--runs-dir", str(store.root), "--resolution", "5", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    arrays, _ = store.load_landscape(run_id, "pca")  # what it stored, recomputed here
+    path = store.load_snapshots(run_id)
+    d1, d2, ratio = run_landscape.pca_directions(path.vectors, path.vectors[-1])
+    assert shown["explained_variance"] == pytest.approx(ratio.tolist())
+    assert len(shown["alpha"]) == len(shown["beta"]) == 5
+    assert np.asarray(shown["loss"]).shape == (5, 5)
+    np.testing.assert_allclose(np.asarray(shown["loss"]), arrays["loss"], rtol=1e-12)
+    assert len(shown["path"]) == len(path.steps)
+    assert shown["path"][-1] == [0.0, 0.0]
+    offsets = path.vectors[0] - path.vectors[-1]
+    first = [float(offsets @ d1), float(offsets @ d2)]
+    assert shown["path"][0] == pytest.approx(first, abs=1e-4)  # the same PCA, the same signs
+
+
+def test_the_command_refuses_bad_input_on_one_line(iris_run):
+    store, run_id, _ = iris_run
+    bad = sgdplus("landscape", run_id, "--runs-dir", str(store.root), "--span", "-1")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == (
+        "sgdplus landscape: error: `span` must be a positive number. Received: span=-1.0"
+    )
+    unknown = sgdplus("landscape", "20260101-000000-abcdef", "--runs-dir", str(store.root))
+    assert unknown.returncode == 2
+    assert "unknown run id" in unknown.stderr
