@@ -64,6 +64,12 @@ navigation = st.navigation(
             icon=":material/landscape:",
             url_path="landscape",
         ),
+        st.Page(
+            PAGES / "run_landscape.py",
+            title="Landscape of a run",
+            icon=":material/terrain:",
+            url_path="run-landscape",
+        ),
     ]
 )
 common.queue_setting()
