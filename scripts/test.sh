@@ -10,4 +10,4 @@ bash scripts/install_chromium.sh
 .venv/bin/mypy keras_sgdplus dashboard
 KERAS_BACKEND=tensorflow .venv/bin/python -m pytest "$@"
 KERAS_BACKEND=jax .venv/bin/python -m pytest tests/optimizer tests/lab/test_engine.py \
-    tests/lab/test_training.py tests/lab/test_accelerators.py "$@"
+    tests/lab/test_training.py tests/lab/test_accelerators.py tests/lab/test_run_landscape.py "$@"
