@@ -1,5 +1,5 @@
 """`sgdplus`: train, resume, list, show, compare, export, stop and delete runs; compute a
-run's loss landscape; start the dashboard.
+run's loss landscape; find a learning rate; start the dashboard.
 
 Every command takes `--runs-dir` (default: $SGDPLUS_RUNS_DIR, else ./saved_runs). Bad
 arguments get a one-line error on stderr and exit status 2.
@@ -385,6 +385,87 @@ def command_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_lr_find(args: argparse.Namespace) -> int:
+    """`sgdplus lr-find`: the learning-rate range test of a run of these settings, in this
+    process (`lab/range_test.py`); prints the suggested rate, or with --json the curve."""
+    from keras_sgdplus.lab.accelerators import prepare_process
+    from keras_sgdplus.lab.config import check_model_fits
+    from keras_sgdplus.lab.lr_find_jobs import checked_options
+
+    config = config_from_args(args)
+    options = checked_options(
+        {
+            "start": args.start,
+            "end": args.end,
+            "steps": args.steps,
+            "beta": args.beta,
+            "divergence": args.divergence,
+            "rule": args.rule,
+        }
+    )
+    backend = prepare_process(config.backend, config.device)  # before Keras loads
+    quiet_tensorflow_import(backend)
+    info = dataset_info(config)
+    check_model_fits(config.model, info.task, info.input_shape)
+    from keras_sgdplus.lab.range_test import find_learning_rate
+
+    result = find_learning_rate(config, **options)
+    if args.json:
+        keys = ("learning_rate", "loss", "smoothed", "suggestion")
+        print(json.dumps({key: result.to_dict()[key] for key in keys}))
+        return 0
+    if result.suggestion is None:
+        print("sgdplus lr-find: no step had a finite loss; no rate to suggest", file=sys.stderr)
+        return 1
+    first, last = result.learning_rate[0], result.learning_rate[-1]
+    print(
+        f"{len(result.loss)} steps from {first:.3g} to {last:.3g}; the {result.rule} rule "
+        f"suggests a learning rate of:",
+        file=sys.stderr,
+    )
+    print(f"{result.suggestion:.6g}")
+    return 0
+
+
+def add_lr_find_parser(commands: Any, options: argparse.ArgumentParser) -> None:
+    """`sgdplus lr-find`: the train options and the range test's own."""
+    from keras_sgdplus.lab import lr_find
+
+    parser = commands.add_parser(
+        "lr-find",
+        parents=[options],
+        help="find a learning rate: a range test (Smith 2017) with these training settings",
+    )
+    parser.add_argument(
+        "--start", type=float, default=lr_find.DEFAULT_START, help="the first rate (1e-7)"
+    )
+    parser.add_argument("--end", type=float, default=lr_find.DEFAULT_END, help="the last (10)")
+    parser.add_argument(
+        "--steps", type=int, default=lr_find.DEFAULT_STEPS, help="steps of the sweep (100)"
+    )
+    parser.add_argument(
+        "--beta", type=float, default=lr_find.DEFAULT_BETA, help="the loss's smoothing (0.98)"
+    )
+    parser.add_argument(
+        "--divergence",
+        type=float,
+        default=lr_find.DEFAULT_DIVERGENCE,
+        help="stop once the smoothed loss passes this many times its best (4)",
+    )
+    parser.add_argument(
+        "--rule",
+        choices=tuple(lr_find.RULES),
+        default=lr_find.DEFAULT_RULE,
+        help=f"how the rate is read off the curve (default {lr_find.DEFAULT_RULE}; see README)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"learning_rate": [...], "loss": [...], "smoothed": [...], "suggestion": x}',
+    )
+    parser.set_defaults(handler=command_lr_find, epochs=1, name=None)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -429,85 +510,87 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="with --queue (implied): let up to N queued runs train at once on the device",
     )
-    train = commands.add_parser(
-        "train", parents=[runs_dir, queueing], help="train a model, record a run"
-    )
-    train.add_argument(
+    options = _Parser(add_help=False)  # a run's settings: `train` and `lr-find`
+    options.add_argument(
         "--dataset",
         default="digits",
         help="a registry name (see `sgdplus datasets`), or csv / npz with --data",
     )
-    train.add_argument("--data", help="the CSV or NPZ file for --dataset csv / npz")
-    train.add_argument("--target", help="the CSV's target column")
-    train.add_argument(
+    options.add_argument("--data", help="the CSV or NPZ file for --dataset csv / npz")
+    options.add_argument("--target", help="the CSV's target column")
+    options.add_argument(
         "--batch-size",
         default="32",
         help="'full' (gradient descent), 'online' (1), or a number (default 32)",
     )
-    train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--learning-rate", type=float, default=0.01)
-    train.add_argument("--momentum", type=float, default=0.0)
-    train.add_argument("--nesterov", action="store_true")
-    train.add_argument("--convention", choices=CONVENTIONS, default="keras")
-    train.add_argument(
+    options.add_argument("--learning-rate", type=float, default=0.01)
+    options.add_argument("--momentum", type=float, default=0.0)
+    options.add_argument("--nesterov", action="store_true")
+    options.add_argument("--convention", choices=CONVENTIONS, default="keras")
+    options.add_argument(
         "--decay",
         type=float,
         help="tf.keras's inverse-time decay per step: lr / (1 + decay * t) "
         "(the time_decay schedule)",
     )
-    train.add_argument(
+    options.add_argument(
         "--schedule",
         choices=tuple(SCHEDULES),
         default="constant",
         help="; ".join(f"{k}: {v}" for k, v in SCHEDULES.items()),
     )
-    train.add_argument(
+    options.add_argument(
         "--every-steps",
         type=int,
         default=100,
         help="step / exponential: the period in steps (default 100)",
     )
-    train.add_argument("--drop", type=float, default=0.5, help="step: the factor (default 0.5)")
-    train.add_argument(
+    options.add_argument("--drop", type=float, default=0.5, help="step: the factor (default 0.5)")
+    options.add_argument(
         "--rate", type=float, default=0.5, help="exponential: the factor per period (default 0.5)"
     )
-    train.add_argument(
+    options.add_argument(
         "--warmup-steps", type=int, default=0, help="cosine: steps of linear warm-up (default 0)"
     )
-    train.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="sgdplus")
-    train.add_argument("--validation-split", type=float, default=0.2)
-    train.add_argument(
+    options.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="sgdplus")
+    options.add_argument("--validation-split", type=float, default=0.2)
+    options.add_argument(
         "--no-standardize",
         action="store_true",
         help="keep the features as they are (default: standardised)",
     )
-    train.add_argument("--noise", type=float, default=0.1, help="generated 2-D sets: noise")
-    train.add_argument("--samples", type=int, help="generated sets: how many points")
-    train.add_argument(
+    options.add_argument("--noise", type=float, default=0.1, help="generated 2-D sets: noise")
+    options.add_argument("--samples", type=int, help="generated sets: how many points")
+    options.add_argument(
         "--model",
         choices=MODEL_KINDS,
         default="auto",
         help="auto: a small CNN for images, an MLP otherwise",
     )
-    train.add_argument(
+    options.add_argument(
         "--loss",
         default="auto",
         help="auto, sparse_categorical_crossentropy, categorical_crossentropy, "
         "binary_crossentropy, mse or mae (must fit the task)",
     )
-    train.add_argument("--depth", type=int, default=2, help="hidden layers (default 2)")
-    train.add_argument("--width", type=int, default=64, help="units per layer")
-    train.add_argument("--activation", default="relu")
-    train.add_argument("--device", choices=DEVICES, default="auto")
-    train.add_argument(
+    options.add_argument("--depth", type=int, default=2, help="hidden layers (default 2)")
+    options.add_argument("--width", type=int, default=64, help="units per layer")
+    options.add_argument("--activation", default="relu")
+    options.add_argument("--device", choices=DEVICES, default="auto")
+    options.add_argument(
         "--backend",
         choices=BACKENDS,
         default="auto",
         help="the Keras backend to train on; auto: the fastest installed (JAX, else TensorFlow)",
     )
-    train.add_argument("--seed", type=int, default=0)
+    options.add_argument("--seed", type=int, default=0)
+    train = commands.add_parser(
+        "train", parents=[runs_dir, queueing, options], help="train a model, record a run"
+    )
+    train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--name", help="a name for the run (any text)")
     train.set_defaults(handler=command_train)
+    add_lr_find_parser(commands, options)
 
     listing = commands.add_parser("runs", parents=[runs_dir], help="list the runs")
     listing.add_argument("--json", action="store_true")
