@@ -335,3 +335,16 @@ def test_paths_refuse_what_they_cannot_take():
         engine.choose_path("jax_chunks", "tensorflow", distributed=False)
     with pytest.raises(ValueError, match="Received: path='fast'"):
         engine.choose_path("fast", "jax", distributed=False)
+
+
+def test_a_large_model_keeps_fewer_snapshots_within_the_byte_bound():
+    """At most SNAPSHOT_BYTES of snapshots a run, at least three (a plane), at most 200."""
+    assert snapshots.most_snapshots(8_970) == 200  # the default MLP on digits
+    big = 200_000  # the CNN on MNIST
+    assert snapshots.most_snapshots(big) == snapshots.SNAPSHOT_BYTES // (4 * big)
+    assert snapshots.most_snapshots(big) * 4 * big <= snapshots.SNAPSHOT_BYTES
+    assert snapshots.most_snapshots(10**9) == 3
+    steps = snapshots.snapshot_steps(0, 1000, 83)
+    assert len(steps) == 83
+    assert steps[0] == 0
+    assert steps[-1] == 1000

@@ -1,13 +1,14 @@
 """Copies of the weights kept during training: the ball's path for a run's loss landscape
 (`lab/run_landscape.py`).
 
-A run keeps at most `MOST_SNAPSHOTS` copies of its trainable weights, at steps spread evenly
-over its planned steps, the initial weights (step 0) first; the weights it ends with are
-kept too (`keep_final`), so a stopped run's path ends where it stopped. A snapshot at step
-`s` holds the weights after `s` optimizer steps, all trainable variables of the model
-flattened and concatenated in `model.trainable_variables` order (float32), with the layout
-(`layout_of`) to split it again. The engine paths end a chunk of steps exactly at each
-snapshot step (`steps_to_next`), so a compiled chunk never has to be looked into.
+A run keeps at most `MOST_SNAPSHOTS` copies of its trainable weights (fewer for a large
+model: `most_snapshots`), at steps spread evenly over its planned steps, the initial weights
+(step 0) first; the weights it ends with are kept too (`keep_final`), so a stopped run's
+path ends where it stopped. A snapshot at step `s` holds the weights after `s` optimizer
+steps, all trainable variables of the model flattened and concatenated in
+`model.trainable_variables` order (float32), with the layout (`layout_of`) to split it
+again. The engine paths end a chunk of steps exactly at each snapshot step
+(`steps_to_next`), so a compiled chunk never has to be looked into.
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ import numpy as np
 
 #: The most weight snapshots a run keeps (the issue's bound; 200 points draw a smooth path).
 MOST_SNAPSHOTS = 200
+#: The most bytes a run's snapshots take: a model of more than 80k weights keeps fewer than
+#: 200 (the CNN on MNIST, 200k weights: 83), so a run's folder stays small.
+SNAPSHOT_BYTES = 64 << 20
+
+
+def most_snapshots(weights: int) -> int:
+    """How many snapshots a run of a model of `weights` float32 weights keeps:
+    `min(MOST_SNAPSHOTS, SNAPSHOT_BYTES // (4 * weights))`, and at least 3 (a plane)."""
+    return max(3, min(MOST_SNAPSHOTS, SNAPSHOT_BYTES // (4 * max(weights, 1))))
 
 
 def snapshot_steps(first: int, total: int, most: int) -> np.ndarray:
@@ -72,7 +82,8 @@ class WeightSnapshots:
         """The snapshots of a run of `total_steps` trained from step `first` (a resumed
         run: after the `kept` ones), up to `most` (`MOST_SNAPSHOTS`) in all, the final
         weights' included."""
-        room = (MOST_SNAPSHOTS if most is None else most) - len([s for s in kept if s <= first])
+        most = MOST_SNAPSHOTS if most is None else most
+        room = most - len([s for s in kept if s <= first])
         # `total_steps` is the last of them: a run stopped earlier has not reached it, and
         # its final weights (`keep_final`) take its place
         later = snapshot_steps(first + 1 if first in kept else first, total_steps, room)
