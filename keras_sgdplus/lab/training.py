@@ -24,7 +24,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_sgdplus.lab import checkpoints, engine, run_summary
+from keras_sgdplus.lab import checkpoints, engine, run_health, run_summary
 from keras_sgdplus.lab import datasets as datasets_module
 from keras_sgdplus.lab.accelerators import environment, resolve_backend, select_device
 from keras_sgdplus.lab.config import TrainingConfig, default_name
@@ -32,7 +32,7 @@ from keras_sgdplus.lab.engine.common import TrainingArrays
 from keras_sgdplus.lab.engine.keras_fit import BatchLoss
 from keras_sgdplus.lab.engine.order import batch_sizes_of
 from keras_sgdplus.lab.engine.recorder import StepRecorder
-from keras_sgdplus.lab.engine.snapshots import WeightSnapshots, layout_of
+from keras_sgdplus.lab.engine.snapshots import WeightSnapshots, layout_of, most_snapshots
 from keras_sgdplus.lab.models import build_model, loss_name, make_loss, metrics_for
 from keras_sgdplus.lab.optimizers import make_optimizer
 from keras_sgdplus.lab.runs import BackgroundBatchWriter, RunStore, RunWriter
@@ -169,6 +169,7 @@ def run_training(
         writer.update(summary={"total_steps": total_steps, "steps_per_epoch": len(batch_sizes)})
         loss = loss_name(config.model, info.task)
         arrays = training_arrays(data, loss)
+        chance = run_health.chance_accuracy(data.y_val) if info.task != "regression" else None
         with device_context():
             model = build_model(config.model, info.task, info.input_shape, info.num_classes)
             model.compile(
@@ -180,8 +181,9 @@ def run_training(
                 ],
             )
         saver = checkpoints.CheckpointWriter(writer.write_checkpoint)
+        watch = run_health.LossWatch(batches)  # what the run's end judges (lab/run_health.py)
         recorder = StepRecorder(
-            batches,
+            watch,
             writer.append_epoch,
             batch_sizes,
             stop,
@@ -194,6 +196,8 @@ def run_training(
             first = checkpoints.restore(model, checkpoint)
             epoch_rows = store.load_curve(writer.run_id, "epochs").to_dict("records")
             recorder.resume_from(first, epoch_rows)
+            kept = store.load_curve(writer.run_id, "batches")
+            watch.add(kept["step"], kept["loss"])
             start = recorder.start  # the run's time goes on from where it was
         recorder.snapshots = weight_snapshots(store, writer, model, total_steps, recorder.step)
         train = engine.train_function(chosen)
@@ -203,6 +207,9 @@ def run_training(
         saver.close()
         status = "diverged" if recorder.diverged else "stopped" if recorder.stopped else "completed"
         summary = summarize(recorder, total_steps, time.perf_counter() - start)
+        summary = run_health.judged_summary(
+            summary, config.to_dict(), status, watch.stats(total_steps), chance
+        )
         if status != "diverged":
             recorder.snapshots.keep_final(recorder.step, model.trainable_variables)
             save_model(writer, model)  # for keras.saving.load_model
@@ -232,7 +239,10 @@ def weight_snapshots(
     kept = store.snapshot_steps(writer.run_id) if first_step else []
     if not kept:
         writer.write_snapshot_layout(layout_of(model.trainable_variables))
-    snapshots = WeightSnapshots.planned(total_steps, writer.write_snapshot, kept, first_step)
+    size = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    snapshots = WeightSnapshots.planned(
+        total_steps, writer.write_snapshot, kept, first_step, most_snapshots(size)
+    )
     if snapshots.due(first_step):
         snapshots.keep(first_step, model.trainable_variables)
     return snapshots
