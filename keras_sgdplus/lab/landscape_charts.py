@@ -12,8 +12,18 @@ chart's data can be checked without a browser:
 - `summarize_path` / `results_table`: each path's final loss, distance to the nearest
   minimum, the first step within a tolerance of one, and whether and when it diverged;
 - `divergence_notes`: a sentence per diverged method, for a caption;
-- the page's choices: `LEARNING_RATES` (log-spaced) with `nearest_learning_rate`, and the
-  `LESSONS`: settings on the ravine that each show one thing about SGD and momentum.
+- `ball_data`: where each method's ball is at step k (the page's "Show step k"), drawn on
+  `landscape_chart` as a large dot; `landscape_chart(select_start=True)` adds a click
+  selection on the heat map (`START_SELECTION`), and `start_from_click` turns a clicked
+  point into a start point for the page's sliders;
+- `momentum_map_data` / `momentum_map_chart`: "Why momentum works" (Goh, Distill 2017) on
+  the ravine: heavy-ball momentum's convergence rate over (learning rate, momentum) from
+  `keras_sgdplus.lab.momentum_rates`, Goh's regions outlined, the current settings and the
+  optimal pair marked, a click selection (`MAP_SELECTION`) that `pair_from_click` turns into
+  values the page's controls allow; `clicked_point` reads either selection;
+- the page's choices: `LEARNING_RATES` (log-spaced, with the ravine's optimal rate) with
+  `nearest_learning_rate`, and the `LESSONS`: settings on the ravine that each show one
+  thing about SGD and momentum.
 
 Paths come as `landscapes.compare_methods` gives them: `{method: DataFrame}` with columns
 `step`, `x`, `y`, `loss` and `attrs["diverged"]`, `attrs["diverged_at"]`.
@@ -30,8 +40,10 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from keras_sgdplus.lab import momentum_rates
 from keras_sgdplus.lab.landscapes import (
     METHODS,
+    RAVINE_STEEPNESS,
     Landscape,
     get_landscape,
     log_scaled,
@@ -43,20 +55,30 @@ __all__ = [
     "LEARNING_RATES",
     "LESSONS",
     "LOG_FLOOR",
+    "MAP_SELECTION",
     "MAX_POINTS_PER_METHOD",
     "METHOD_COLORS",
     "METHOD_LABELS",
+    "RAVINE_EIGENVALUES",
+    "RAVINE_OPTIMUM",
     "RESULT_COLUMNS",
+    "START_SELECTION",
     "TOLERANCE",
     "Lesson",
+    "ball_data",
+    "clicked_point",
     "divergence_notes",
     "heat_map_data",
     "landscape_chart",
     "loss_chart",
     "loss_data",
+    "momentum_map_chart",
+    "momentum_map_data",
     "nearest_learning_rate",
+    "pair_from_click",
     "path_data",
     "results_table",
+    "start_from_click",
     "summarize_path",
 ]
 
@@ -224,6 +246,8 @@ def landscape_chart(
     width: int = 640,
     height: int = 420,
     title: str | None = None,
+    step: int | None = None,
+    select_start: bool = False,
 ) -> alt.LayerChart:
     """The landscape as a heat map with the methods' paths rolling across it.
 
@@ -234,7 +258,13 @@ def landscape_chart(
     2. each chosen method's path (`path_data`) as a line through its points, coloured by
        method with `METHOD_COLORS` and a legend, tooltip method, step, x, y, loss;
     3. the start point (a white circle ringed in black, labelled "start");
-    4. the minima (white stars ringed in black), when the landscape has any.
+    4. the minima (white stars ringed in black), when the landscape has any;
+    5. with `step`, each chosen method's ball at that step (`ball_data`): a large dot in the
+       method's colour, ringed in black (drawn with the paths, on their colour scale).
+
+    With `select_start`, the heat map carries a point selection named `START_SELECTION` on
+    its cells' `x` and `y` (a click picks the cell under the pointer; `clicked_point` reads
+    it from Streamlit's selection state).
 
     Both axes are fixed to the landscape's window; the parts of a path that leave it are
     clipped (`clip=True`), not allowed to stretch the axes. No zoom or pan: a scroll over the
@@ -249,7 +279,7 @@ def landscape_chart(
     no_grid = alt.Axis(grid=False)
     heat = (
         alt.Chart(heat_map_data(landscape, resolution))
-        .mark_rect(clip=True, strokeWidth=0.6)
+        .mark_rect(clip=True, strokeWidth=0.6, cursor="crosshair" if select_start else "default")
         .encode(
             x=alt.X("x_lo:Q", title="x", scale=x_scale, axis=no_grid),
             x2="x_hi:Q",
@@ -270,6 +300,10 @@ def landscape_chart(
             ],
         )
     )
+    if select_start:
+        heat = heat.add_params(
+            alt.selection_point(name=START_SELECTION, fields=["x", "y"], on="click", clear=False)
+        )
     layers: list[Any] = [heat]
     x = alt.X("x:Q", scale=x_scale, axis=no_grid)
     y = alt.Y("y:Q", scale=y_scale, axis=no_grid)
@@ -290,16 +324,40 @@ def landscape_chart(
                 alt.Tooltip("loss:Q", title="Loss", format=".4~g"),
             ],
         )
-        # One colour scale and one legend for the lines and their points.
-        layers.append(
-            alt.layer(
-                halo,
-                colored.mark_line(clip=True, strokeWidth=1.8),
-                colored.mark_point(
-                    clip=True, filled=True, size=24, stroke="black", strokeWidth=0.6, opacity=1
-                ),
+        path_marks = [
+            halo,
+            colored.mark_line(clip=True, strokeWidth=1.8),
+            colored.mark_point(
+                clip=True, filled=True, size=24, stroke="black", strokeWidth=0.6, opacity=1
+            ),
+        ]
+        if step is not None:
+            path_marks.append(
+                alt.Chart(ball_data(paths, shown, step))
+                .mark_point(
+                    clip=True,
+                    shape="circle",
+                    size=260,
+                    filled=True,
+                    stroke="black",
+                    strokeWidth=2,
+                    opacity=1,
+                )
+                .encode(
+                    x=x,
+                    y=y,
+                    color=_color(shown),
+                    tooltip=[
+                        alt.Tooltip("method:N", title="Ball"),
+                        alt.Tooltip("step:Q", title="Step"),
+                        alt.Tooltip("x:Q", title="x", format=".4~g"),
+                        alt.Tooltip("y:Q", title="y", format=".4~g"),
+                        alt.Tooltip("loss:Q", title="Loss", format=".4~g"),
+                    ],
+                )
             )
-        )
+        # One colour scale and one legend for the lines, their points and the balls.
+        layers.append(alt.layer(*path_marks))
         start = points[points["step"] == 0].iloc[[0]][["x", "y"]].assign(label="start")
         start_base = alt.Chart(start).encode(
             x=x,
@@ -373,6 +431,336 @@ def landscape_chart(
         .resolve_scale(color="independent")
         .properties(width=width, height=height, title=title or landscape.title)
     )
+
+
+def ball_data(
+    paths: Mapping[str, pd.DataFrame], methods: Iterable[str] | None, step: int
+) -> pd.DataFrame:
+    """Where each chosen method's ball is after `step` steps: one row per method.
+
+    Columns `method` (its label), `step`, `x`, `y`, `loss` (the path's row `step`: row 0 is
+    the start) and `stopped` (True where the path ended before `step`, having diverged: the
+    ball then stays at its last point, and `step` says which one that is).
+    """
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+        raise ValueError(f"`step` must be an integer >= 0. Received: step={step!r}")
+    rows = []
+    for method in _shown(paths, methods):
+        frame = paths[method]
+        at = frame[frame["step"] <= step].iloc[-1]
+        rows.append(
+            {
+                "method": METHOD_LABELS[method],
+                "step": int(at["step"]),
+                "x": float(at["x"]),
+                "y": float(at["y"]),
+                "loss": float(at["loss"]),
+                "stopped": int(at["step"]) < step,
+            }
+        )
+    return pd.DataFrame(rows, columns=["method", "step", "x", "y", "loss", "stopped"])
+
+
+def clicked_point(
+    selection: Mapping[str, Any], name: str, fields: Sequence[str]
+) -> list[float] | None:
+    """The values of `fields` at the point clicked in the selection `name`, or None.
+
+    `selection` is the `selection` part of what `st.altair_chart(..., on_select=...)` returns
+    (a mapping from each selection's name to its value); a point selection's value is a list
+    of the selected points, each a mapping from field to value. None when nothing is selected
+    (a click beside the cells, or the selection cleared) or a field is missing.
+    """
+    points = selection.get(name) if isinstance(selection, Mapping) else None
+    if not isinstance(points, Sequence) or isinstance(points, str) or not points:
+        return None
+    point = points[-1]
+    if not isinstance(point, Mapping):
+        return None
+    values = []
+    for field in fields:
+        value = point.get(field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        if not math.isfinite(value):
+            return None
+        values.append(float(value))
+    return values
+
+
+def _rounded(value: float, step: float) -> float:
+    """`value` rounded to a multiple of `step`, without binary noise (0.03, not
+    0.030000000000000002)."""
+    return round(round(value / step) * step, 12)
+
+
+def start_from_click(
+    landscape: str | Landscape, x: float, y: float, step: float = 0.01
+) -> tuple[float, float]:
+    """A clicked point as a start point: clipped to the window, rounded to `step`.
+
+    The window's edges are themselves multiples of every start step the page uses, so the
+    rounded point stays inside it.
+    """
+    landscape = get_landscape(landscape)
+    if not step > 0:
+        raise ValueError(f"`step` must be > 0. Received: step={step!r}")
+    xmin, xmax, ymin, ymax = landscape.window
+    return (
+        _rounded(min(max(float(x), xmin), xmax), step),
+        _rounded(min(max(float(y), ymin), ymax), step),
+    )
+
+
+# --- why momentum works: the rate map (Goh 2017) -----------------------------------------------
+
+RAVINE_EIGENVALUES: tuple[float, float] = (1.0, RAVINE_STEEPNESS)
+"""The eigenvalues of the ravine's Hessian, diag(1, 25): along its floor (x) and across (y)."""
+
+RAVINE_OPTIMUM = momentum_rates.optimal_momentum(RAVINE_EIGENVALUES)
+"""Polyak's optimal (learning rate, momentum) on the ravine: (1/9, 4/9), rate 2/3 per step."""
+
+MAP_SELECTION = "momentum_pair"
+"""The name of the rate map's click selection (on `learning_rate` and `momentum`)."""
+
+START_SELECTION = "start_point"
+"""The name of the landscape chart's click selection (on `x` and `y`), with `select_start`."""
+
+MAP_MAX_LEARNING_RATE = 0.17
+"""The map's learning-rate axis ends here: past 4/25 = 0.16 every momentum diverges."""
+
+MAP_COLUMNS = 68
+"""Learning-rate cells across the map (0.0025 wide)."""
+
+MAP_ROWS = 50
+"""Momentum cells up the map (0.02 high, centred on 0.01, 0.03, ..., 0.99)."""
+
+LR_TITLE = "Learning rate \N{GREEK SMALL LETTER ALPHA}"
+OPTIMUM_LABEL = "optimum \N{GREEK SMALL LETTER ALPHA}*, β*"
+
+REGION_EDGE_COLORS: dict[str, str] = {
+    "ripples": "#e040fb",
+    "oscillation": "#ff9f0a",
+    "divergence": "#ff3b30",
+}
+"""The colour of each region's lower edge on the map (magenta, orange, red)."""
+
+
+def momentum_map_data(
+    eigenvalues: Sequence[float] = RAVINE_EIGENVALUES,
+    max_learning_rate: float = MAP_MAX_LEARNING_RATE,
+    columns: int = MAP_COLUMNS,
+    rows: int = MAP_ROWS,
+) -> pd.DataFrame:
+    """The rate map's cells: `momentum_rates.rate_grid` at the centres of a regular grid.
+
+    Learning rates `(i + ½) · max_learning_rate / columns`, momenta `(j + ½) / rows`, each
+    cell spanning `lr_lo..lr_hi` and `momentum_lo..momentum_hi` (they tile
+    [0, max_learning_rate] × [0, 1]). Columns: `learning_rate`, `momentum`, `rate`,
+    `region` (its title, `momentum_rates.REGION_TITLES`: the region of the direction that
+    sets the rate), `regions` (each eigenvalue's region, for the tooltip), the cell edges and
+    `diverges` (rate >= 1).
+    """
+    for name, value in (("columns", columns), ("rows", rows)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
+    if not (isinstance(max_learning_rate, (int, float)) and max_learning_rate > 0):
+        raise ValueError(
+            "`max_learning_rate` must be a number > 0. "
+            f"Received: max_learning_rate={max_learning_rate!r}"
+        )
+    width = max_learning_rate / columns
+    height = 1.0 / rows
+    learning_rates = (np.arange(columns) + 0.5) * width
+    momenta = (np.arange(rows) + 0.5) * height
+    grid = momentum_rates.rate_grid(eigenvalues, learning_rates, momenta)
+    per_direction = [f"region_{i}" for i in range(len(tuple(eigenvalues)))]
+    grid["regions"] = [
+        ", ".join(f"λ = {lam:g}: {row[i]}" for i, lam in enumerate(eigenvalues))
+        for row in grid[per_direction].itertuples(index=False)
+    ]
+    grid["region"] = grid["region"].map(momentum_rates.REGION_TITLES)
+    grid["lr_lo"] = grid["learning_rate"] - width / 2
+    grid["lr_hi"] = grid["learning_rate"] + width / 2
+    grid["momentum_lo"] = grid["momentum"] - height / 2
+    grid["momentum_hi"] = grid["momentum"] + height / 2
+    grid["diverges"] = grid["rate"] >= 1
+    return grid.drop(columns=per_direction)
+
+
+def momentum_map_chart(
+    learning_rate: float,
+    momentum: float,
+    eigenvalues: Sequence[float] = RAVINE_EIGENVALUES,
+    *,
+    max_learning_rate: float = MAP_MAX_LEARNING_RATE,
+    width: int = 640,
+    height: int = 380,
+    title: str = "Convergence rate of momentum on the ravine",
+) -> alt.LayerChart:
+    """Goh's map: the rate of heavy-ball momentum over (learning rate, momentum).
+
+    Layers, bottom to top:
+
+    1. the cells of `momentum_map_data`, coloured by `rate` (the factor the distance to the
+       minimum shrinks by per step; brighter is faster), grey where it is >= 1 (divergence);
+       tooltip the pair, the rate, the region and each direction's region; a point selection
+       `MAP_SELECTION` on `learning_rate` and `momentum` (a click picks the cell);
+    2. the region edges of each eigenvalue (`momentum_rates.region_boundaries`) where the
+       map converges, coloured by the region above the edge (`REGION_EDGE_COLORS`), dashed
+       for the smallest eigenvalue;
+    3. the optimal pair (a white star, labelled OPTIMUM_LABEL);
+    4. the current settings (`learning_rate`, `momentum`; a white circle ringed in black,
+       labelled "you", drawn at the map's edge when the learning rate is off it).
+    """
+    lams = tuple(eigenvalues)
+    cells = momentum_map_data(lams, max_learning_rate)
+    best = momentum_rates.optimal_momentum(lams)
+    x_scale = alt.Scale(domain=[0, max_learning_rate], nice=False, zero=False)
+    y_scale = alt.Scale(domain=[0, 1], nice=False, zero=False)
+    no_grid = alt.Axis(grid=False)
+    pick = alt.selection_point(
+        name=MAP_SELECTION, fields=["learning_rate", "momentum"], on="click", clear=False
+    )
+    converging = cells.loc[~cells["diverges"], "rate"]
+    rate_scale = alt.Scale(scheme="viridis", reverse=True, domain=[float(converging.min()), 1.0])
+    rate_color = alt.Color(
+        "rate:Q",
+        title=["Rate per step", "(lower is faster)"],
+        scale=rate_scale,
+        legend=alt.Legend(orient="right", gradientLength=140),
+    )
+    heat = (
+        alt.Chart(cells)
+        .mark_rect(clip=True, strokeWidth=0.5, cursor="crosshair")
+        .encode(
+            x=alt.X("lr_lo:Q", title=LR_TITLE, scale=x_scale, axis=no_grid),
+            x2="lr_hi:Q",
+            y=alt.Y("momentum_lo:Q", title="Momentum β", scale=y_scale, axis=no_grid),
+            y2="momentum_hi:Q",
+            color=alt.condition("datum.diverges", alt.value("#c8c8c8"), rate_color),
+            stroke=alt.condition(
+                "datum.diverges",
+                alt.value("#c8c8c8"),
+                alt.Stroke("rate:Q", scale=rate_scale, legend=None),
+            ),
+            tooltip=[
+                alt.Tooltip("learning_rate:Q", title=LR_TITLE, format=".4~f"),
+                alt.Tooltip("momentum:Q", title="Momentum β", format=".2f"),
+                alt.Tooltip("rate:Q", title="Rate per step", format=".4f"),
+                alt.Tooltip("region:N", title="Region"),
+                alt.Tooltip("regions:N", title="Each direction"),
+            ],
+        )
+        .add_params(pick)
+    )
+    x = alt.X("learning_rate:Q", scale=x_scale, axis=no_grid)
+    y = alt.Y("momentum:Q", scale=y_scale, axis=no_grid)
+
+    edges = momentum_rates.region_boundaries(lams, np.linspace(0.0, 0.999, 200))
+    # Past the largest eigenvalue's divergence edge every point diverges: no edges there.
+    limit = 2 * (1 + edges["momentum"]) / max(lams)
+    edges = edges[edges["learning_rate"] <= limit * (1 + 1e-9)]
+    smallest = min(lams)
+    edges["direction"] = [
+        f"λ = {lam:g}" + (" (dashed)" if lam == smallest else "") for lam in edges["eigenvalue"]
+    ]
+    edge_kinds = list(REGION_EDGE_COLORS)
+    lines = (
+        alt.Chart(edges)
+        .mark_line(clip=True, strokeWidth=2)
+        .encode(
+            x=x,
+            y=y,
+            order=alt.Order("momentum:Q"),
+            detail="direction:N",
+            color=alt.Color(
+                "label:N",
+                title="Region edges",
+                scale=alt.Scale(
+                    domain=[momentum_rates.BOUNDARIES[k] for k in edge_kinds],
+                    range=[REGION_EDGE_COLORS[k] for k in edge_kinds],
+                ),
+                legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=400),
+            ),
+            strokeDash=alt.condition(
+                f"datum.eigenvalue == {smallest!r}", alt.value([5, 4]), alt.value([1, 0])
+            ),
+            tooltip=[
+                alt.Tooltip("label:N", title="Edge"),
+                alt.Tooltip("direction:N", title="Eigenvalue"),
+            ],
+        )
+    )
+    marks = pd.DataFrame(
+        {
+            "learning_rate": [best.learning_rate, min(float(learning_rate), max_learning_rate)],
+            "momentum": [best.momentum, float(momentum)],
+            "label": [OPTIMUM_LABEL, "you"],
+            "rate": [
+                best.rate,
+                float(momentum_rates.convergence_rate(learning_rate, momentum, lams)),
+            ],
+        }
+    )
+    mark_tooltip = [
+        alt.Tooltip("label:N", title="Point"),
+        alt.Tooltip("learning_rate:Q", title=LR_TITLE, format=".4~f"),
+        alt.Tooltip("momentum:Q", title="Momentum β", format=".4~f"),
+        alt.Tooltip("rate:Q", title="Rate per step", format=".4f"),
+    ]
+    optimum = alt.Chart(marks.iloc[[0]]).encode(x=x, y=y, tooltip=mark_tooltip)
+    current = alt.Chart(marks.iloc[[1]]).encode(x=x, y=y, tooltip=mark_tooltip)
+    text = {"clip": True, "align": "left", "dx": 10, "color": "black", "fontWeight": "bold"}
+    return (
+        alt.layer(
+            heat,
+            lines,
+            optimum.mark_point(
+                clip=True,
+                shape=STAR,
+                size=320,
+                filled=True,
+                fill="white",
+                stroke="black",
+                strokeWidth=1.2,
+                opacity=1,
+            ),
+            optimum.mark_text(dy=12, text=OPTIMUM_LABEL, fontSize=12, **text),
+            current.mark_point(
+                clip=True,
+                shape="circle",
+                size=170,
+                filled=True,
+                fill="white",
+                stroke="black",
+                strokeWidth=2,
+                opacity=1,
+            ),
+            current.mark_text(dy=-12, text="you", fontSize=13, **text),
+        )
+        .resolve_scale(color="independent", strokeDash="independent")
+        .properties(width=width, height=height, title=title)
+    )
+
+
+def pair_from_click(
+    learning_rate: float,
+    momentum: float,
+    learning_rates: Sequence[float] | None = None,
+    momentum_step: float = 0.01,
+    max_momentum: float = 0.99,
+) -> tuple[float, float]:
+    """A clicked (learning rate, momentum) as values the page's controls allow.
+
+    The learning rate becomes the nearest of `learning_rates` (default `LEARNING_RATES`) in
+    plain distance, as the map's axis is linear; the momentum is rounded to `momentum_step`
+    and kept in [0, `max_momentum`].
+    """
+    options = np.asarray(LEARNING_RATES if learning_rates is None else learning_rates)
+    rate = float(options[int(np.argmin(np.abs(options - float(learning_rate))))])
+    mu = _rounded(min(max(float(momentum), 0.0), max_momentum), momentum_step)
+    return rate, min(mu, max_momentum)
 
 
 # --- the loss per step -------------------------------------------------------------------------
@@ -600,14 +988,16 @@ def divergence_notes(
 
 
 def _log_spaced_rates() -> tuple[float, ...]:
-    mantissas = ("1", "1.5", "2", "3", "5", "7.5")
+    mantissas = ("1", "1.25", "1.5", "2", "2.5", "3", "4", "5", "6", "7.5")
     rates = [float(f"{m}e{exponent}") for exponent in range(-5, 0) for m in mantissas]
-    return (*rates, 1.0)
+    return tuple(sorted({*rates, 1.0, RAVINE_OPTIMUM.learning_rate}))
 
 
 LEARNING_RATES: tuple[float, ...] = _log_spaced_rates()
-"""The learning rates to choose from: 1, 1.5, 2, 3, 5, 7.5 times 10^k for k = -5..-1, and 1
-(about evenly spaced on a log scale; every landscape's suggestion is one of them)."""
+"""The learning rates to choose from: 1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 7.5 times 10^k for
+k = -5..-1, and 1 (about evenly spaced on a log scale; every landscape's suggestion is one of
+them), and the ravine's optimal rate `RAVINE_OPTIMUM.learning_rate` = 1/9 exactly, so that
+"Set the optimal pair" can set it."""
 
 
 def nearest_learning_rate(value: float) -> float:
