@@ -146,9 +146,26 @@ def start_worker(
     """Starts `python -m keras_sgdplus.lab.worker` on a config given as plain data (what
     `start_training` sends; a test may send one the worker must refuse); `resume`: the run
     it continues, on `backend` (the one it trained on); `queue`: where it waits its turn."""
+    payload = {
+        "config": config_dict,
+        "resume": resume,
+        "backend": backend,
+        "queue": dataclasses.asdict(queue) if queue else None,
+    }
+    process, handshake = spawn_worker("keras_sgdplus.lab.worker", [Path(runs_dir)], payload)
+    return TrainingJob(process, handshake)
+
+
+def spawn_worker(
+    module: str, arguments: list[str | os.PathLike], payload: dict
+) -> tuple[subprocess.Popen, IO[bytes]]:
+    """Starts `python -m <module> HANDSHAKE_FD <arguments>` in a session of its own (see the
+    module docstring), `payload` as JSON on its stdin, its stdout going nowhere and its
+    stderr the caller's; returns the process and the read end of its handshake pipe, on
+    which the worker writes one line. A path among `arguments` is passed resolved."""
     read_fd, write_fd = os.pipe()
-    runs = str(Path(runs_dir).resolve())
-    command = [sys.executable, "-m", "keras_sgdplus.lab.worker", str(write_fd), runs]
+    command = [sys.executable, "-m", module, str(write_fd)]
+    command += [str(Path(a).resolve()) if isinstance(a, Path) else str(a) for a in arguments]
     try:
         process = subprocess.Popen(
             command,
@@ -164,14 +181,18 @@ def start_worker(
         os.close(write_fd)
     assert process.stdin is not None
     with process.stdin:
-        payload = {
-            "config": config_dict,
-            "resume": resume,
-            "backend": backend,
-            "queue": dataclasses.asdict(queue) if queue else None,
-        }
         process.stdin.write(json.dumps(payload).encode("utf-8"))
-    return TrainingJob(process, os.fdopen(read_fd, "rb"))
+    return process, os.fdopen(read_fd, "rb")
+
+
+def read_handshake(handshake: IO[bytes], timeout: float) -> tuple[str, str]:
+    """The worker's one line, as (kind, message): ("", "") when none came within `timeout`
+    seconds or the worker ended first."""
+    with handshake:
+        ready, _, _ = select.select([handshake], [], [], timeout)
+        line = handshake.readline().decode("utf-8").rstrip("\n") if ready else ""
+    kind, _, message = line.partition(" ")
+    return kind, message
 
 
 def request_stop(store: RunStore, run_id: str) -> bool:
@@ -207,31 +228,17 @@ def start_landscape(
     (`RunStore.landscape_progress`), so a page that polls it next sees it computing.
     ValueError with the worker's message when it refuses (bad options, the same landscape
     computed already); the worker is a process of its own session, as a training worker."""
-    read_fd, write_fd = os.pipe()
-    runs = str(Path(runs_dir).resolve())
-    command = [sys.executable, "-m", "keras_sgdplus.lab.landscape_worker", str(write_fd)]
-    try:
-        process = subprocess.Popen(
-            [*command, runs, run_id],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            pass_fds=(write_fd,),
-            start_new_session=True,
-        )
-    except BaseException:
-        os.close(read_fd)
-        raise
-    finally:
-        os.close(write_fd)
-    assert process.stdin is not None
-    with process.stdin:
-        process.stdin.write(json.dumps({"options": options, "backend": backend}).encode())
-    with os.fdopen(read_fd, "rb") as handshake:
-        ready, _, _ = select.select([handshake], [], [], timeout)
-        line = handshake.readline().decode("utf-8").rstrip("\n") if ready else ""
-    kind, _, message = line.partition(" ")
+    arguments: list[str | os.PathLike] = [Path(runs_dir), run_id]
+    payload = {"options": options, "backend": backend}
+    process, handshake = spawn_worker("keras_sgdplus.lab.landscape_worker", arguments, payload)
+    kind, message = read_handshake(handshake, timeout)
     if kind == "error":
         raise ValueError(message)
     if kind != "started":
-        raise RuntimeError(f"The landscape worker did not start within {timeout:g} s.")
+        process.poll()
+        raise RuntimeError(
+            f"The landscape worker did not start within {timeout:g} s."
+            if process.returncode is None
+            else f"The landscape worker exited (code {process.returncode}) before it started."
+        )
     return process
