@@ -24,6 +24,9 @@ from keras_sgdplus.lab import (
 )
 from keras_sgdplus.lab import config as run_config
 from keras_sgdplus.lab.jobs import request_stop, start_training
+from keras_sgdplus.lab.lr_find import RangeTestResult
+from keras_sgdplus.lab.lr_find_charts import range_test_chart
+from keras_sgdplus.lab.lr_find_jobs import LrFindStore, settings_key, start_lr_find
 from keras_sgdplus.lab.runs import LIVE_STATUSES, QUEUED, RunStore, RunStoreError
 from keras_sgdplus.lab.schedules import schedule_curve
 
@@ -93,6 +96,8 @@ STOP_TEXTS = {
     ),
 }
 REFRESH = "train_refresh_seconds"  # the live panel's polling interval now
+LR_FIND_ASKED = "train_lr_find_asked"  # the range test this session started: fill it in
+LR_FIND_FILL = "train_lr_find_fill"  # a suggested rate for the learning-rate input
 
 
 @st.cache_data(max_entries=32)
@@ -211,6 +216,8 @@ def pick_optimizer() -> dict:
     name = st.selectbox(
         "Optimizer", list(run_config.OPTIMIZERS), help=HELP["optimizer"], key="optimizer"
     )
+    if LR_FIND_FILL in st.session_state:  # a range test's suggestion, before the input exists
+        st.session_state["learning_rate"] = st.session_state.pop(LR_FIND_FILL)
     rate = st.number_input(
         "Learning rate",
         min_value=0.0,
@@ -378,6 +385,78 @@ def new_run_form(store: RunStore, training_now: bool) -> None:
     )
     if start:
         start_run(store, config, training_now)
+    lr_find_panel(store, config)
+
+
+def lr_find_panel(store: RunStore, config: run_config.TrainingConfig) -> None:
+    """The "Find a learning rate" button: the range test of these settings in a worker
+    (`lab.lr_find_jobs`); its curve, with the suggestion marked, once it is stored. The
+    result belongs to the settings (not to this session), so a reload finds it."""
+    key = settings_key(config)
+    record = LrFindStore(store.root).read(key)
+    running = record is not None and record["status"] == "running"
+    clicked = st.button(
+        "Find a learning rate",
+        key="train_lr_find",
+        disabled=running,
+        help="A learning-rate range test (Smith 2017) with these settings, in a worker: 100 "
+        "steps at rates from 1e-7 to 10, then the rate the curve suggests goes into "
+        "Learning rate. See the README's 'Finding a learning rate'.",
+    )
+    if clicked:
+        try:
+            key = start_lr_find(config, store.root)
+        except (ValueError, RuntimeError) as error:
+            st.error(f"The range test did not start: {error}")
+            return
+        st.session_state[LR_FIND_ASKED] = key
+        running = True
+    if running or record is not None:
+        st.fragment(run_every=1.0 if running else None)(lr_find_result)(store, key, running)
+
+
+def lr_find_result(store: RunStore, key: str, was_running: bool) -> None:
+    """The range test's state: running, failed, or its chart; when it has just ended, the
+    whole page again (the suggestion into Learning rate when this session asked for it)."""
+    record = LrFindStore(store.root).read(key)
+    if record is None:
+        return
+    if record["status"] == "running":
+        st.caption("Finding a learning rate: the range test runs in a worker…")
+        return
+    if st.session_state.get(LR_FIND_ASKED) == key:  # ended: its suggestion into the input
+        st.session_state.pop(LR_FIND_ASKED)
+        suggestion = (record.get("result") or {}).get("suggestion")
+        if record["status"] == "done" and suggestion is not None:
+            st.session_state[LR_FIND_FILL] = float(f"{suggestion:.3g}")
+        st.rerun(scope="app")
+    if was_running:
+        st.rerun(scope="app")  # the whole page: this panel stops polling
+    if record["status"] != "done":
+        st.error(f"The range test failed: {record.get('error')}")
+        return
+    result = RangeTestResult.from_dict(record["result"])
+    st.altair_chart(range_test_chart(result), width="stretch")
+    if result.suggestion is None:
+        st.warning("No step of the range test had a finite loss: no rate to suggest.")
+        return
+    suggested = float(f"{result.suggestion:.3g}")
+    st.caption(
+        f"{len(result.loss)} steps from {result.learning_rate[0]:.3g} to "
+        f"{result.learning_rate[-1]:.3g}: each step's own loss (light) and its smoothing "
+        f"(dark). The {result.rule} rule suggests {suggested:g}, where the loss still falls "
+        "well before it turns up; judge it on the curve."
+    )
+
+    def use() -> None:
+        st.session_state["learning_rate"] = suggested
+
+    st.button(
+        f"Use {suggested:g}",
+        key="train_lr_find_use",
+        on_click=use,
+        help="Sets the learning rate to the range test's suggestion.",
+    )
 
 
 def start_run(store: RunStore, config: run_config.TrainingConfig, training_now: bool) -> None:

@@ -389,3 +389,45 @@ def test_a_run_started_while_another_trains_waits_its_turn_and_can_be_cancelled(
     finally:
         request_stop(store, running)
         wait_until_finished(store, running)
+
+
+def test_find_a_learning_rate_draws_the_curve_and_fills_in_the_suggestion(page, runs_dir: Path):
+    """The button starts a real range-test worker; the page polls its record under
+    .lr_find/ and, once it is there, draws the curve with the suggestion marked and puts the
+    suggestion (to 3 significant digits) into Learning rate; a reload finds the chart."""
+    from keras_sgdplus.lab.lr_find_charts import TITLE
+
+    app = page("train")
+    app.selectbox(key="dataset").set_value("iris")
+    app.radio(key="mode").set_value("Plain SGD").run()
+    app.button(key="train_lr_find").click().run()
+    assert not app.exception
+    deadline = time.monotonic() + WORKER_TIMEOUT
+    while not [chart for chart in drawn_charts(app) if chart.title == TITLE]:
+        assert time.monotonic() < deadline, texts(app.caption)
+        assert not app.error, texts(app.error)
+        time.sleep(0.5)
+        app.run()
+    (record_file,) = (runs_dir / ".lr_find").glob("*.json")
+    record = json.loads(record_file.read_text())
+    assert record["status"] == "done"
+    assert record["config"]["dataset"] == "iris"
+    assert record["config"]["optimizer"]["momentum"] == 0.0
+    suggestion = record["result"]["suggestion"]
+    filled = float(f"{suggestion:.3g}")
+    assert app.number_input(key="learning_rate").value == pytest.approx(filled)
+    chart = chart_titled(app, TITLE)
+    curves = chart.data.dropna(subset=["curve"])
+    assert len(curves) == 2 * len(record["result"]["loss"])
+    marks = chart.data[chart.data["label"].notna()]
+    assert list(marks.learning_rate) == pytest.approx([suggestion])
+    assert f"suggests {filled:g}" in texts(app.caption)
+    # another session with the same settings (a reload) finds the curve, and can use it
+    again = AppTest.from_file(str(PAGE), default_timeout=120)
+    again.run()
+    again.selectbox(key="dataset").set_value("iris")
+    again.radio(key="mode").set_value("Plain SGD").run()
+    assert chart_titled(again, TITLE).data.shape == chart.data.shape
+    assert again.number_input(key="learning_rate").value == pytest.approx(0.05)
+    again.button(key="train_lr_find_use").click().run()
+    assert again.number_input(key="learning_rate").value == pytest.approx(filled)
