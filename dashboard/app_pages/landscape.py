@@ -1,9 +1,12 @@
 """Loss landscape: the ball rolling in an artificial landscape.
 
-Pick a 2-D landscape, a learning rate, a momentum, a number of steps and a start point, and
-see the paths that plain SGD, momentum and Nesterov take across it: SGDPlus itself, one
-`minimize` step at a time (`keras_sgdplus.lab.landscapes`). Lesson buttons set the controls to
-values that show one thing each on the ravine. Charts and tables come from
+Pick a 2-D landscape, a learning rate, a momentum, a number of steps and a start point (or
+click the surface), and see the paths that plain SGD, momentum and Nesterov take across it:
+SGDPlus itself, one `minimize` step at a time (`keras_sgdplus.lab.landscapes`); "Show step k"
+puts each method's ball where it is after k steps. Lesson buttons set the controls to values
+that show one thing each on the ravine. "Why momentum works" maps momentum's convergence
+rate on the ravine over (learning rate, momentum) after Goh (Distill, 2017): a click on the
+map sets both, a button sets the optimal pair. Charts and tables come from
 `keras_sgdplus.lab.landscape_charts`; this page only lays them out.
 """
 
@@ -33,6 +36,9 @@ START_X = "landscape-start-x"
 START_Y = "landscape-start-y"
 SHOWN = "landscape-methods"
 CONVENTION = "landscape-convention"
+STEP = "landscape-step"
+CHART = "landscape-chart"  # the surface; its state holds the click selection
+MAP = "landscape-momentum-map"  # the rate map; likewise
 
 HELP = {
     "landscape": "The loss surface f(x, y) the ball rolls on. Choosing one resets the learning "
@@ -51,6 +57,12 @@ HELP = {
     "convention": "How SGDPlus writes the momentum update: Keras (v ← μ·v - lr·g; w ← w + v) "
     "or PyTorch (b ← μ·b + g; w ← w - lr·b). With a constant learning rate, as here, both "
     "give the same path.",
+    "step": "Puts each method's ball where it is after k steps (a diverged path's ball stays "
+    "at its last point inside the bounds). Slide it to watch the balls roll.",
+    "optimal": "Sets the learning rate to \N{GREEK SMALL LETTER ALPHA}* = (2 / (√λ1 + √λn))² "
+    "= 1/9 and the momentum to "
+    "β* = ((√λn - √λ1) / (√λn + √λ1))² = 4/9, with λ1 = 1 and λn = 25 the ravine's "
+    "curvatures: the fastest heavy-ball momentum there is on this quadratic (Polyak, 1964).",
 }
 
 
@@ -76,6 +88,33 @@ def apply_lesson(key: str) -> None:
     st.session_state[SHOWN] = list(lesson.methods)
 
 
+def use_clicked_start() -> None:
+    """A click on the surface: the start point there, clipped to the window and rounded to the
+    start sliders' step (a click beside the cells changes nothing)."""
+    selection = st.session_state[CHART].selection
+    point = charts.clicked_point(selection, charts.START_SELECTION, ("x", "y"))
+    if point is not None:
+        st.session_state[START_X], st.session_state[START_Y] = charts.start_from_click(
+            st.session_state[LANDSCAPE], point[0], point[1], step=START_STEP
+        )
+
+
+def use_clicked_pair() -> None:
+    """A click on the rate map: the nearest learning rate and momentum the controls allow."""
+    selection = st.session_state[MAP].selection
+    pair = charts.clicked_point(selection, charts.MAP_SELECTION, ("learning_rate", "momentum"))
+    if pair is not None:
+        st.session_state[RATE], st.session_state[MOMENTUM] = charts.pair_from_click(
+            pair[0], pair[1]
+        )
+
+
+def use_optimal_pair() -> None:
+    """The ravine's optimal learning rate and momentum (one of the rate options exactly)."""
+    st.session_state[RATE] = charts.RAVINE_OPTIMUM.learning_rate
+    st.session_state[MOMENTUM] = charts.RAVINE_OPTIMUM.momentum
+
+
 def set_defaults() -> None:
     """First visit (or back from another page): the ravine and its suggestions."""
     state = st.session_state
@@ -88,6 +127,7 @@ def set_defaults() -> None:
     state.setdefault(START_Y, landscape.start[1])
     state.setdefault(SHOWN, list(METHODS))
     state.setdefault(CONVENTION, "keras")
+    state.setdefault(STEP, 0)
 
 
 def lesson_shown() -> charts.Lesson | None:
@@ -162,7 +202,7 @@ with controls:
     learning_rate = st.select_slider(
         "Learning rate",
         options=charts.LEARNING_RATES,
-        format_func=lambda rate: f"{rate:g}",
+        format_func=lambda rate: f"{rate:.4g}",
         key=RATE,
         help=HELP["rate"],
     )
@@ -210,17 +250,30 @@ with view:
     lesson = lesson_shown()
     if lesson is not None:
         st.info(f"**{lesson.title}.** {lesson.look_for}")
+    if st.session_state[STEP] > steps:  # fewer steps than the ball had rolled
+        st.session_state[STEP] = steps
+    step = st.slider("Show step k", 0, steps, key=STEP, help=HELP["step"])
     paths: dict[str, pd.DataFrame] | None
     try:
         paths = rolled_paths(name, learning_rate, momentum, steps, (start_x, start_y), convention)
-        chart = charts.landscape_chart(landscape, paths, shown)
+        chart = charts.landscape_chart(landscape, paths, shown, step=step, select_start=True)
     except ValueError as error:
         st.error(str(error))
         paths = None
     if paths is not None:
         if not shown:
             st.info("Choose at least one method to see the path it takes.")
-        show_altair(chart, key="landscape-chart")
+        st.altair_chart(
+            chart,
+            width="stretch",
+            key=CHART,
+            on_select=use_clicked_start,
+            selection_mode=charts.START_SELECTION,
+        )
+        st.caption(
+            f"Click the surface to put the ball down there. The large dots are the balls "
+            f"after {step} of {steps} steps."
+        )
         for note in charts.divergence_notes(paths, landscape, shown):
             st.caption(f"⚠️ {note}")
         image_downloads(chart, f"landscape-{name}", key="landscape-image")
@@ -250,4 +303,43 @@ if paths is not None and shown:
         f"“Within tolerance at step”: the first step at which the ball is within "
         f"{charts.TOLERANCE:g} of a minimum (None if it never is). A diverged run stops "
         "at the step that left the bounds; its last point is the last one inside."
+    )
+
+st.subheader("Why momentum works")
+if name != "ravine":
+    st.caption(
+        "This part maps momentum on the elongated ravine, a quadratic whose curvatures are "
+        "known (1 along its floor, 25 across it). Choose that landscape to see it."
+    )
+else:
+    chart_column, side = st.columns([2.6, 1], gap="large")
+    with chart_column:
+        st.altair_chart(
+            charts.momentum_map_chart(learning_rate, momentum),
+            width="stretch",
+            key=MAP,
+            on_select=use_clicked_pair,
+            selection_mode=charts.MAP_SELECTION,
+        )
+    with side:
+        st.markdown(charts.momentum_note(learning_rate, momentum))
+        st.button(
+            "Set the optimal pair",
+            key="landscape-optimal-pair",
+            on_click=use_optimal_pair,
+            help=HELP["optimal"],
+            width="stretch",
+        )
+        st.caption("Click the map to set the learning rate and the momentum there.")
+    st.caption(
+        "After Goh, “Why Momentum Really Works” (Distill, 2017). Each cell is how fast heavy-"
+        "ball momentum (the Momentum path above; plain SGD is the bottom row, momentum 0) "
+        "closes in on the minimum: the factor by which the distance shrinks per step once "
+        "the start is forgotten, the slower of the two directions. Along each direction the "
+        "ball either slides in without turning back (monotonic decrease), spirals in with "
+        "ripples (the rate is then √momentum, whatever the learning rate), flips across the "
+        "minimum every step (oscillation), or is thrown out (divergence, grey). The lines are "
+        "where these regions meet: dashed for the floor (curvature 1), solid across it "
+        "(curvature 25). The best pair (the star) balances the two directions: the floor "
+        "just too slow to ripple, the walls just too fast."
     )

@@ -74,6 +74,7 @@ __all__ = [
     "loss_data",
     "momentum_map_chart",
     "momentum_map_data",
+    "momentum_note",
     "nearest_learning_rate",
     "pair_from_click",
     "path_data",
@@ -741,6 +742,43 @@ def momentum_map_chart(
         )
         .resolve_scale(color="independent", strokeDash="independent")
         .properties(width=width, height=height, title=title)
+    )
+
+
+def momentum_note(
+    learning_rate: float,
+    momentum: float,
+    eigenvalues: Sequence[float] = RAVINE_EIGENVALUES,
+    shrink: float = 0.01,
+) -> str:
+    """A sentence on the current pair's place on the map, and the optimum's, for the page.
+
+    The number of steps to shrink the distance to the minimum by `shrink` at the rate `r`
+    is `ceil(log(shrink) / log(r))`.
+    """
+    lams = tuple(eigenvalues)
+    best = momentum_rates.optimal_momentum(lams)
+    rate = float(momentum_rates.convergence_rate(learning_rate, momentum, lams))
+    where = momentum_rates.REGION_TITLES[str(momentum_rates.region(learning_rate, momentum, lams))]
+
+    def steps(r: float) -> int:
+        return math.ceil(math.log(shrink) / math.log(r)) if r > 0 else 1
+
+    if rate >= 1:
+        now = (
+            f"At learning rate {learning_rate:.4g} and momentum {momentum:.4g} momentum "
+            f"diverges: the distance to the minimum grows by a factor {rate:.3f} per step."
+        )
+    else:
+        now = (
+            f"At learning rate {learning_rate:.4g} and momentum {momentum:.4g} the distance "
+            f"to the minimum shrinks by a factor {rate:.3f} per step ({where.lower()}): "
+            f"to {shrink:.0%} of it in {steps(rate)} steps."
+        )
+    return (
+        f"{now} The optimal pair, learning rate {best.learning_rate:.4g} and momentum "
+        f"{best.momentum:.4g}, gives {best.rate:.3f} per step: {shrink:.0%} in "
+        f"{steps(best.rate)} steps."
     )
 
 

@@ -68,6 +68,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 __all__ = [
@@ -296,7 +297,7 @@ def optimal_momentum(eigenvalues: Sequence[float]) -> OptimalMomentum:
 
 
 def rate_grid(
-    eigenvalues: Sequence[float], learning_rates: Sequence[float], momenta: Sequence[float]
+    eigenvalues: Sequence[float], learning_rates: npt.ArrayLike, momenta: npt.ArrayLike
 ) -> pd.DataFrame:
     """`convergence_rate` and `region` at every (learning rate, momentum) pair, for a map.
 
@@ -337,7 +338,7 @@ BOUNDARIES: dict[str, str] = {
 """Each region's lower edge in αλ, named by the regions it separates and its formula."""
 
 
-def region_boundaries(eigenvalues: Sequence[float], momenta: Sequence[float]) -> pd.DataFrame:
+def region_boundaries(eigenvalues: Sequence[float], momenta: npt.ArrayLike) -> pd.DataFrame:
     """The curves where each eigenvalue's region changes, as `α(β)`, for the map's outlines.
 
     For each `λ` and each `β` of `momenta`: `α = (1 - √β)² / λ` (monotonic | ripples),
