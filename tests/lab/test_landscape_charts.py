@@ -402,6 +402,176 @@ def test_lesson_nesterov_corrects_earlier():
     assert np.abs(nesterov["y"].iloc[75:]).max() < 1e-2 * np.abs(momentum["y"].iloc[75:]).max()
 
 
+# --- the ball at step k and the clicks ---------------------------------------------------------
+
+
+def test_ball_data_is_each_paths_kth_point(ravine_paths):
+    for k in (0, 1, 17, 60):
+        balls = lc.ball_data(ravine_paths, None, k)
+        assert list(balls["method"]) == ["Plain SGD", "Momentum", "Nesterov"]
+        for method, label in LABELS.items():
+            ball = balls[balls["method"] == label].iloc[0]
+            expected = numpy_reference(LANDSCAPES["ravine"], method, 0.02, 0.9, 60, (-8.0, 1.5))
+            np.testing.assert_allclose([ball["x"], ball["y"]], expected[k], rtol=1e-10)
+            assert ball["step"] == k
+            assert not ball["stopped"]
+    with pytest.raises(ValueError, match=r"`step` must be an integer >= 0. Received: step=-1"):
+        lc.ball_data(ravine_paths, None, -1)
+
+
+def test_a_diverged_balls_stays_at_the_last_point_inside():
+    paths = compare_methods("ravine", 0.1, 0.9, 100, None)
+    (ball,) = lc.ball_data(paths, ["sgd"], 100).itertuples()
+    last = paths["sgd"].iloc[-1]
+    assert ball.stopped
+    assert (ball.step, ball.x, ball.y) == (last["step"], last["x"], last["y"])
+    assert ball.step < 100
+
+
+def test_landscape_chart_draws_the_balls_on_the_methods_colour_scale(ravine_paths):
+    spec = lc.landscape_chart("ravine", ravine_paths, ["sgd", "nesterov"], step=9).to_dict()
+    (balls,) = [layer for layer in layers(spec) if "stopped" in layer_data(spec, layer)]
+    data = layer_data(spec, balls)
+    assert list(data["method"]) == ["Plain SGD", "Nesterov"]
+    assert list(data["step"]) == [9, 9]
+    assert balls["encoding"]["color"]["scale"]["range"] == [
+        lc.METHOD_COLORS["sgd"],
+        lc.METHOD_COLORS["nesterov"],
+    ]
+    assert balls["mark"]["clip"] is True
+    # One legend: the balls share the paths' colour scale (no second "Method" legend).
+    svg = chart_image(lc.landscape_chart("ravine", ravine_paths, step=9), "svg").decode()
+    assert svg.count(">Method<") == 1
+    without = lc.landscape_chart("ravine", ravine_paths).to_dict()
+    assert not [layer for layer in layers(without) if "stopped" in layer_data(without, layer)]
+
+
+def test_landscape_chart_selects_the_start_on_the_heat_maps_cells(ravine_paths):
+    spec = lc.landscape_chart("ravine", ravine_paths, select_start=True).to_dict()
+    (param,) = spec["params"]
+    assert param["name"] == lc.START_SELECTION
+    assert param["select"] == {"type": "point", "fields": ["x", "y"], "on": "click", "clear": False}
+    assert "params" not in lc.landscape_chart("ravine", ravine_paths).to_dict()
+
+
+def test_clicked_point_reads_streamlits_selection_state():
+    state = {"momentum_pair": [{"learning_rate": 0.05125, "momentum": 0.73}]}
+    assert lc.clicked_point(state, "momentum_pair", ("learning_rate", "momentum")) == [
+        0.05125,
+        0.73,
+    ]
+    assert lc.clicked_point({"momentum_pair": []}, "momentum_pair", ("learning_rate",)) is None
+    assert lc.clicked_point({}, "momentum_pair", ("learning_rate",)) is None
+    assert lc.clicked_point({"p": [{"x": 1.0}]}, "p", ("x", "y")) is None
+    assert lc.clicked_point({"p": [{"x": "1"}]}, "p", ("x",)) is None
+    assert lc.clicked_point({"p": [{"x": 1.0}, {"x": 2.0}]}, "p", ("x",)) == [2.0]
+
+
+def test_start_from_click_is_clipped_and_on_the_sliders_grid():
+    assert lc.start_from_click("ravine", 3.14159, -1.23456) == (3.14, -1.23)
+    assert lc.start_from_click("ravine", -12.0, 4.0) == (-10.0, 3.0)
+    assert lc.start_from_click("ravine", 0.0349, 0.0) == (0.03, 0.0)
+    x, _ = lc.start_from_click("ravine", 0.03, 0.0)
+    assert repr(x) == "0.03"  # no binary noise for the slider to show
+    assert lc.start_from_click("himmelblau", 1.237, 2.5, step=0.05) == (1.25, 2.5)
+    with pytest.raises(ValueError, match="`step` must be > 0"):
+        lc.start_from_click("ravine", 0.0, 0.0, step=0)
+
+
+def test_pair_from_click_takes_the_nearest_allowed_values():
+    assert lc.pair_from_click(0.05125, 0.73) == (0.05, 0.73)
+    assert lc.pair_from_click(0.0565, 0.7349) == (0.06, 0.73)
+    assert lc.pair_from_click(0.11, 0.45) == (lc.RAVINE_OPTIMUM.learning_rate, 0.45)
+    assert lc.pair_from_click(0.16875, 0.999) == (0.15, 0.99)
+    assert lc.pair_from_click(0.001, -0.2) == (0.001, 0.0)
+    _, mu = lc.pair_from_click(0.05, 0.03)
+    assert repr(mu) == "0.03"
+    assert lc.pair_from_click(0.3, 0.5, learning_rates=[0.1, 0.2]) == (0.2, 0.5)
+
+
+# --- why momentum works: the rate map ----------------------------------------------------------
+
+
+def step_matrix_radius(alpha: float, beta: float) -> float:
+    """The spectral radius of Keras's momentum step on the ravine as a 4x4 map of (w, v)."""
+    a = np.diag([1.0, 25.0])
+    eye = np.eye(2)
+    m = np.block([[eye - alpha * a, beta * eye], [-alpha * a, beta * eye]])
+    return float(np.max(np.abs(np.linalg.eigvals(m))))
+
+
+def test_momentum_map_data_tiles_the_plane_with_the_rate_of_each_cell():
+    data = lc.momentum_map_data(columns=17, rows=10)
+    assert len(data) == 170
+    width = lc.MAP_MAX_LEARNING_RATE / 17
+    np.testing.assert_allclose(data["lr_hi"] - data["lr_lo"], width)
+    np.testing.assert_allclose(data["momentum_hi"] - data["momentum_lo"], 0.1)
+    assert data["lr_lo"].min() == pytest.approx(0.0, abs=1e-15)
+    assert data["lr_hi"].max() == pytest.approx(lc.MAP_MAX_LEARNING_RATE)
+    assert (data["momentum_lo"].min(), data["momentum_hi"].max()) == pytest.approx((0.0, 1.0))
+    for row in data.sample(40, random_state=0).itertuples():
+        assert row.rate == pytest.approx(step_matrix_radius(row.learning_rate, row.momentum))
+        assert row.diverges == (row.rate >= 1)
+    default = lc.momentum_map_data()
+    assert len(default) == lc.MAP_COLUMNS * lc.MAP_ROWS < 5000
+    # The momenta at the cell centres are values the momentum slider (step 0.01) holds.
+    assert set(np.round(default["momentum"], 12)) == {round(0.01 + 0.02 * j, 12) for j in range(50)}
+
+
+def test_momentum_map_chart_marks_the_pair_the_optimum_and_the_edges():
+    spec = lc.momentum_map_chart(0.03, 0.8).to_dict()
+    (param,) = spec["params"]
+    assert param["name"] == lc.MAP_SELECTION
+    assert param["select"]["fields"] == ["learning_rate", "momentum"]
+    found = {mark_type(layer): layer for layer in layers(spec)}
+    assert set(found) == {"rect", "line", "point", "text"}
+    points = pd.concat(
+        [layer_data(spec, layer) for layer in layers(spec) if mark_type(layer) == "point"]
+    ).set_index("label")
+    assert points.loc["you", "learning_rate"] == 0.03
+    assert points.loc["you", "momentum"] == 0.8
+    assert points.loc["you", "rate"] == pytest.approx(step_matrix_radius(0.03, 0.8))
+    assert points.loc[lc.OPTIMUM_LABEL, "learning_rate"] == pytest.approx(1 / 9)
+    assert points.loc[lc.OPTIMUM_LABEL, "momentum"] == pytest.approx(4 / 9)
+    edges = layer_data(spec, found["line"])
+    for row in edges.itertuples():
+        root = math.sqrt(row.momentum)
+        formula = {
+            "ripples": (1 - root) ** 2,
+            "oscillation": (1 + root) ** 2,
+            "divergence": 2 * (1 + row.momentum),
+        }[row.boundary]
+        assert row.learning_rate * row.eigenvalue == pytest.approx(formula)
+        # Only where the map still converges (left of λ = 25's divergence edge).
+        assert row.learning_rate <= 2 * (1 + row.momentum) / 25 * (1 + 1e-9)
+    # A learning rate off the map is drawn at its right edge.
+    off = lc.momentum_map_chart(0.5, 0.3).to_dict()
+    you = [
+        layer_data(off, layer)
+        for layer in layers(off)
+        if mark_type(layer) == "point" and "you" in set(layer_data(off, layer).get("label", []))
+    ]
+    assert you[0]["learning_rate"].iloc[0] == lc.MAP_MAX_LEARNING_RATE
+    svg = chart_image(lc.momentum_map_chart(0.03, 0.8), "svg").decode()
+    assert "Region edges" in svg
+
+
+def test_momentum_note_gives_the_rates_and_the_steps_to_a_hundredth():
+    note = lc.momentum_note(0.03, 0.8)
+    rate = step_matrix_radius(0.03, 0.8)
+    assert f"a factor {rate:.3f} per step (ripples)" in note
+    assert f"in {math.ceil(math.log(0.01) / math.log(rate))} steps" in note
+    assert "gives 0.667 per step: 1% in 12 steps" in note  # (2/3)^12 < 0.01 < (2/3)^11
+    assert "diverges" in lc.momentum_note(0.15, 0.1)
+
+
+def test_the_ravines_optimum_is_a_learning_rate_option():
+    assert lc.RAVINE_EIGENVALUES == (1.0, 25.0)
+    assert lc.RAVINE_OPTIMUM.learning_rate in lc.LEARNING_RATES
+    assert lc.RAVINE_OPTIMUM.learning_rate == (2 / (1 + 5)) ** 2
+    assert lc.RAVINE_OPTIMUM.momentum == ((5 - 1) / (5 + 1)) ** 2
+
+
 def test_module_does_not_import_streamlit():
     source = Path(lc.__file__).read_text(encoding="utf-8")
     assert "import streamlit" not in source
