@@ -8,12 +8,13 @@ from `lab.charts`, the labels, filters and diff styling from `lab.compare`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import pandas as pd
 import streamlit as st
 from keras_sgdplus.dashboard.app_pages import common
 
-from keras_sgdplus.lab import charts, compare
+from keras_sgdplus.lab import charts, compare, run_health
 from keras_sgdplus.lab.jobs import request_stop
 from keras_sgdplus.lab.runs import (
     QUEUED,
@@ -36,6 +37,13 @@ _PERCENT = "percent"
 TABLE_COLUMNS = {
     "name": st.column_config.TextColumn("Name", width="medium"),
     "status": st.column_config.TextColumn("Status", width="small"),
+    "warning": st.column_config.TextColumn(
+        "Warning",
+        width="small",
+        help="What went wrong in a run that ended without an error: its loss exploded, it "
+        "sits at chance level, or it did not learn. Choose it below for the numbers and what "
+        "to try.",
+    ),
     "live": st.column_config.CheckboxColumn(
         "Live", width="small", help="A worker is training it right now."
     ),
@@ -96,6 +104,8 @@ def keep_known_choices(key: str, options: list[str]) -> None:
 def runs_table_section(runs: list[RunSummary]) -> None:
     """All runs in a sortable table, with a name filter and multiselects above it."""
     table = charts.runs_table(runs)
+    warned = {run.run_id: run_health.short_label(stored_warnings(run)) for run in runs}
+    table["warning"] = table["run_id"].map(warned).fillna("")
     table["created_at"] = pd.to_datetime(
         table["created_at"], utc=True, errors="coerce", format="ISO8601"
     )
@@ -128,6 +138,31 @@ def runs_table_section(runs: list[RunSummary]) -> None:
         f"{len(shown)} of {len(table)} runs shown. Click a column header to sort; "
         "accuracies are in percent, times in seconds."
     )
+
+
+def stored_warnings(run: RunSummary) -> list[run_health.Diagnosis]:
+    """The warnings a run's summary holds (`lab.run_health`; a run stored without them is
+    judged from its files only when chosen, in `warnings_section`)."""
+    if not run.readable:
+        return []
+    return run_health.warnings_of(
+        {"status": run.status, "config": run.config, "summary": run.summary}
+    )
+
+
+def warnings_section(store: RunStore, chosen: list[RunSummary], labels: dict[str, str]) -> None:
+    """What went wrong in each chosen run that ended without an error, and what to try."""
+    for run in chosen:
+        meta = {"status": run.status, "config": run.config, "summary": run.summary}
+        try:
+            found = run_health.warnings_of(meta, partial(store.load_curve, run.run_id, "batches"))
+        except RunStoreError:
+            continue  # reported above the charts
+        for warning in found:
+            st.warning(
+                f"**{labels[run.run_id]}: {warning.title}.** {warning.detail}\n\n{warning.advice}",
+                icon="⚠️",
+            )
 
 
 def unreadable_warning(runs: list[RunSummary]) -> None:
@@ -384,6 +419,7 @@ if readable:
     chosen = [run for run in readable if run.run_id in chosen_ids]
     if chosen:
         overlay_section(store, chosen, labels)
+        warnings_section(store, chosen, labels)
         settings_section(store, chosen, labels)
     else:
         st.info("Choose one or more runs above to draw their curves and compare settings.")

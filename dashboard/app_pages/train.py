@@ -18,6 +18,7 @@ from keras_sgdplus.lab import (
     datasets,
     live,
     preview_charts,
+    run_health,
     training,
     upload_summary,
     uploads,
@@ -98,6 +99,7 @@ STOP_TEXTS = {
 REFRESH = "train_refresh_seconds"  # the live panel's polling interval now
 LR_FIND_ASKED = "train_lr_find_asked"  # the range test this session started: fill it in
 LR_FIND_FILL = "train_lr_find_fill"  # a suggested rate for the learning-rate input
+RATE_BATCH = "train_rate_batch"  # the learning rate and the batch size it was chosen for
 
 
 @st.cache_data(max_entries=32)
@@ -316,6 +318,38 @@ def pick_batch_size() -> int | None:
     return run_config.parse_batch_size(choice)
 
 
+def scaling_offer(batch_size: int | None, n_train: int | None, optimizer: dict) -> None:
+    """After the batch size changed from B0 to B1 under the same SGDPlus rate: the rate the
+    linear scaling rule gives, with a button that sets it, and the range test."""
+    rate = optimizer["learning_rate"]
+    chosen = st.session_state.get(RATE_BATCH)
+    if not isinstance(chosen, dict) or chosen.get("rate") != rate:
+        st.session_state[RATE_BATCH] = {"rate": rate, "batch": batch_size}  # chosen for this
+        return
+    if chosen["batch"] == batch_size or not n_train or not rate or optimizer["name"] != "sgdplus":
+        return
+    old, new, scaled = run_health.linear_scaling(rate, chosen["batch"], batch_size, n_train)
+    if old == new:
+        return
+    st.info(
+        f"The batch size went from {old:,} to {new:,} under the rate chosen for {old:,}. "
+        f"Scale the learning rate to lr·B1/B0 = {rate:g}·{new:,}/{old:,} = {scaled:g} "
+        "(linear scaling rule, Goyal et al. 2017), or let the range test suggest one "
+        '("Find a learning rate", or `sgdplus lr-find`).'
+    )
+
+    def scale() -> None:
+        st.session_state["learning_rate"] = scaled
+        st.session_state[RATE_BATCH] = {"rate": scaled, "batch": batch_size}
+
+    st.button(
+        f"Scale the learning rate to {scaled:g}",
+        key="train_scale_rate",
+        on_click=scale,
+        help="Sets the learning rate to the one the linear scaling rule gives.",
+    )
+
+
 def new_run_form(store: RunStore, training_now: bool) -> None:
     data_column, model_column, optimizer_column, run_column = st.columns(4, gap="medium")
     with data_column:
@@ -330,6 +364,7 @@ def new_run_form(store: RunStore, training_now: bool) -> None:
     with run_column:
         st.subheader("Run")
         batch_size = pick_batch_size()
+        scaling_offer(batch_size, data.get("n_train") if data else None, optimizer)
         epochs = st.number_input("Epochs", 1, 10000, 20, help=HELP["epochs"], key="epochs")
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, help=HELP["seed"], key="seed")
         backend = st.selectbox(
@@ -498,6 +533,7 @@ def status_panel(store: RunStore, run_id: str) -> None:
             st.toast(text)
     else:
         show_outcome(meta)
+        show_warnings(store, run_id, meta)
         if st.session_state.get(REFRESH) is not None:  # it was live when the page ran
             st.rerun()  # the whole page: final curves, the form's Start button free again
         summary = meta.get("summary") or {}
@@ -567,6 +603,18 @@ def show_outcome(meta: dict) -> None:
         st.error(f"The run failed: {meta.get('error') or 'no message'}")
     else:  # interrupted (runs.INTERRUPTED)
         st.warning(f"{text}. {meta.get('error') or ''}")
+
+
+def show_warnings(store: RunStore, run_id: str, meta: dict) -> None:
+    """What went wrong in a run that ended (`lab.run_health`: the loss exploded, it sits at
+    chance, it did not learn): what happened and what to try; computed from the run's batch
+    curve for a run stored without them."""
+    try:
+        found = run_health.warnings_of(meta, lambda: store.load_curve(run_id, "batches"))
+    except RunStoreError:
+        return  # the run cannot be read: the status above says so
+    for warning in found:
+        st.warning(f"**{warning.title}.** {warning.detail}\n\n{warning.advice}", icon="⚠️")
 
 
 def other_live_runs_panel(store: RunStore, watched: str | None) -> None:

@@ -172,6 +172,7 @@ def command_resume(args: argparse.Namespace) -> int:
 
 
 def _train_and_report(args: argparse.Namespace, config: TrainingConfig, resume: str | None) -> int:
+    from keras_sgdplus.lab import run_health
     from keras_sgdplus.lab.runs import RunStoreError
     from keras_sgdplus.lab.training import StopSignal, run_training
 
@@ -199,6 +200,8 @@ def _train_and_report(args: argparse.Namespace, config: TrainingConfig, resume: 
         print(f"sgdplus {args.command}: failed: {meta.get('error')}", file=sys.stderr)
     elif meta["status"] != "completed":
         print(f"sgdplus {args.command}: {meta['status']}", file=sys.stderr)
+    for warning in run_health.warnings_of(meta):  # judged at the run's end (lab/run_health.py)
+        print(f"sgdplus {args.command}: warning: {warning.text()}", file=sys.stderr)
     print(run_id)
     return 1 if meta["status"] == "failed" else 0
 
@@ -259,6 +262,8 @@ def command_runs(args: argparse.Namespace) -> int:
 
 
 def command_show(args: argparse.Namespace) -> int:
+    from keras_sgdplus.lab import run_health
+
     run = _store(args).load(args.run)
     if args.json:
         print(json.dumps(run.meta, indent=2, default=str))
@@ -267,9 +272,12 @@ def command_show(args: argparse.Namespace) -> int:
     print(f"{meta['name']}  ({run.run_id}, {meta['status']})")
     if meta.get("error"):
         print(f"error: {meta['error']}")
+    for warning in run_health.warnings_of(meta, lambda: run.batches):  # older runs: its files
+        print(f"warning: {warning.text()}")
     for section in ("config", "summary", "environment"):
         print(f"\n{section}:")
-        for key, value in flatten(meta.get(section) or {}).items():
+        shown = {k: v for k, v in (meta.get(section) or {}).items() if k != "warnings"}
+        for key, value in flatten(shown).items():
             print(f"  {key}: {_format(value)}")
     print(f"\n{len(run.batches)} batches, {len(run.epochs)} epochs recorded")
     return 0

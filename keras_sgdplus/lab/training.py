@@ -169,7 +169,7 @@ def run_training(
         writer.update(summary={"total_steps": total_steps, "steps_per_epoch": len(batch_sizes)})
         loss = loss_name(config.model, info.task)
         arrays = training_arrays(data, loss)
-        chance = run_health.chance_accuracy(data.y_val) if info.task != "regression" else None
+        validation = run_health.validation_facts(data.y_val, info.task)  # for the end's check
         with device_context():
             model = build_model(config.model, info.task, info.input_shape, info.num_classes)
             model.compile(
@@ -207,9 +207,8 @@ def run_training(
         saver.close()
         status = "diverged" if recorder.diverged else "stopped" if recorder.stopped else "completed"
         summary = summarize(recorder, total_steps, time.perf_counter() - start)
-        summary = run_health.judged_summary(
-            summary, config.to_dict(), status, watch.stats(total_steps), chance
-        )
+        facts = {**watch.stats(total_steps), **validation}
+        summary = run_health.judged_summary(summary, config.to_dict(), status, facts)
         if status != "diverged":
             recorder.snapshots.keep_final(recorder.step, model.trainable_variables)
             save_model(writer, model)  # for keras.saving.load_model

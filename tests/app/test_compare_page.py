@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -653,3 +654,107 @@ def test_a_queued_run_says_so_and_can_be_taken_out_of_the_queue(
         assert waiting.stop_requested  # what its worker polls while it waits
     finally:
         waiting.close()
+
+
+# --- warnings about runs that went wrong (lab/run_health.py) ----------------------------------
+
+
+def write_exploded_run(store: RunStore, name: str, *, judged: bool = True) -> Written:
+    """A run like issue 11's: online on digits at rate 0.05 and momentum 0.9; its loss jumps
+    to millions after 30 steps and its validation accuracy sits at chance (10 balanced
+    classes). Its summary is judged as `run_training` judges a run at its end; with
+    `judged=False` it is stored as runs were before that (no warnings in its summary)."""
+    from keras_sgdplus.lab import run_health, run_summary
+
+    config = TrainingConfig(batch_size=1, optimizer=OptimizerSpec(learning_rate=0.05, momentum=0.9))
+    writer = store.create(name, config.to_dict(), {"python": "3", "device": "CPU"})
+    steps, per_epoch = 200, 100
+    losses = 2.3 * np.random.default_rng(0).uniform(0.5, 1.5, steps)
+    losses[30:45] = 7e6
+    batches = [
+        {
+            "step": step,
+            "epoch": step // per_epoch,
+            "batch": step % per_epoch,
+            "loss": float(losses[step]),
+            "learning_rate": 0.05,
+            "batch_size": 1,
+            "samples_seen": step + 1,
+            "wall_time": 0.01 * (step + 1),
+            "grad_norm": 1.0,
+        }
+        for step in range(steps)
+    ]
+    writer.append_batches(batches)
+    epochs = [
+        {
+            "epoch": epoch,
+            "loss": float(losses[epoch * per_epoch : (epoch + 1) * per_epoch].mean()),
+            "wall_time": 1.0 * (epoch + 1),
+            "samples_seen": per_epoch * (epoch + 1),
+            "accuracy": 0.1,
+            "val_loss": 2.31,
+            "val_accuracy": 0.1,
+        }
+        for epoch in range(2)
+    ]
+    for row in epochs:
+        writer.append_epoch(row)
+    summary = run_summary.summarize(
+        epochs,
+        total_steps=steps,
+        steps_per_epoch=per_epoch,
+        steps=steps,
+        samples_seen=steps,
+        elapsed=2.0,
+    )
+    if judged:
+        facts = {
+            **run_health.loss_stats(np.arange(steps), losses, steps),
+            **run_health.validation_facts(np.repeat(np.arange(10), 36), "multiclass"),
+        }
+        summary = run_health.judged_summary(summary, config.to_dict(), "completed", facts)
+    writer.update(status="completed", summary=summary)
+    writer.close()
+    return Written(writer, batches, epochs)
+
+
+def warning_texts(at: AppTest) -> list[str]:
+    return [w.value for w in at.warning]
+
+
+def test_the_table_flags_a_run_that_went_wrong_and_the_chosen_run_says_what_to_try(
+    page: Page, store: RunStore, two_runs
+):
+    plain, fast = two_runs
+    bad = write_exploded_run(store, "online at 0.05")
+    at = page("compare")
+    no_failures(at)
+    table = runs_table(at).set_index("run_id")
+    assert "The loss exploded" in table.loc[bad.run_id, "warning"]
+    assert "At chance level" in table.loc[bad.run_id, "warning"]
+    assert table.loc[plain.run_id, "warning"] == ""
+    assert table.loc[fast.run_id, "warning"] == ""
+    # the newest two are chosen by default: the bad run's warnings, with what to try
+    assert at.multiselect(key="compare-overlay").value == [bad.run_id, fast.run_id]
+    shown = warning_texts(at)
+    label = label_of("online at 0.05", bad.run_id)
+    exploded = [w for w in shown if f"{label}: The loss exploded" in w]
+    assert len(exploded) == 1
+    assert f"{7e6:.3g}" in exploded[0]
+    assert "sgdplus lr-find" in exploded[0]
+    assert any(f"{label}: At chance level" in w for w in shown)
+    assert not any(label_of("nesterov", fast.run_id) in w for w in shown)
+
+
+def test_a_run_stored_before_warnings_is_judged_from_its_files_when_chosen(
+    page: Page, store: RunStore
+):
+    old = write_exploded_run(store, "old online run", judged=False)
+    at = page("compare")
+    no_failures(at)
+    assert runs_table(at).set_index("run_id").loc[old.run_id, "warning"] == ""  # not judged
+    label = label_of("old online run", old.run_id)
+    shown = warning_texts(at)
+    assert any(f"{label}: The loss exploded" in w for w in shown)
+    assert any(f"{label}: At chance level" in w for w in shown)

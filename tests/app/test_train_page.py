@@ -122,7 +122,8 @@ def test_start_trains_in_a_worker_and_shows_both_views(page, runs_dir: Path):
     app.number_input(key="custom_batch").set_value(40)
     app.number_input(key="epochs").set_value(3)
     app.text_input(key="run_name").set_value("iris nesterov")
-    app.button[0].click().run(timeout=WORKER_TIMEOUT)
+    # by its label: the batch size changed, so the linear-scaling offer's button comes first
+    next(b for b in app.button if b.label == "Start training").click().run(timeout=WORKER_TIMEOUT)
     assert not app.exception
 
     store = RunStore(runs_dir)
@@ -389,6 +390,72 @@ def test_a_run_started_while_another_trains_waits_its_turn_and_can_be_cancelled(
     finally:
         request_stop(store, running)
         wait_until_finished(store, running)
+
+
+# --- guidance when a run goes wrong (lab/run_health.py) ---------------------------------------
+
+
+def test_a_finished_run_that_exploded_says_so_with_what_to_try(runs_dir: Path):
+    """Issue 11: online on digits at the default rate 0.05 and momentum 0.9 completes, its
+    loss exploded and its accuracy at chance; the Train page says both, with the numbers,
+    under the outcome."""
+    from keras_sgdplus.lab.training import run_training
+
+    store = RunStore(runs_dir)
+    config = TrainingConfig(
+        dataset="digits",
+        batch_size=1,
+        epochs=1,
+        device="cpu",
+        optimizer=OptimizerSpec(learning_rate=0.05, momentum=0.9),
+    )
+    run_id = run_training(config, store)
+    summary = store.load_meta(run_id)["summary"]
+    app = AppTest.from_file(str(PAGE), default_timeout=120)
+    app.session_state["train_watched_run"] = run_id
+    app.run()
+    assert not app.exception
+    assert "Completed" in texts(app.success)
+    shown = texts(app.warning)
+    assert "The loss exploded." in shown
+    assert f"the {summary['initial_loss']:.3g} of the first steps" in shown
+    assert "At chance level." in shown
+    assert f"{summary['final_val_accuracy']:.1%}" in shown
+    assert "sgdplus lr-find" in shown
+    assert "Goyal et al. 2017" in shown
+
+
+def test_changing_the_batch_size_offers_the_linearly_scaled_rate(page):
+    app = page("train")  # digits, batch 32, rate 0.05, SGDPlus
+    assert not [b for b in app.button if b.key == "train_scale_rate"]
+    app.radio(key="batch_choice").set_value("online").run()
+    assert not app.exception
+    scaled = float(f"{0.05 * 1 / 32:.4g}")
+    offer = texts(app.info)
+    assert f"lr·B1/B0 = 0.05·1/32 = {scaled:g}" in offer
+    assert "linear scaling rule, Goyal et al. 2017" in offer
+    assert "Find a learning rate" in offer
+    app.button(key="train_scale_rate").click().run()
+    assert not app.exception
+    assert app.number_input(key="learning_rate").value == pytest.approx(scaled)
+    assert not [b for b in app.button if b.key == "train_scale_rate"]  # done: no offer
+    # full batch from there: the whole training set of digits, from the rate set for 1
+    n_train = datasets.training_size(datasets.DATASETS["digits"].size, 0.2)
+    app.radio(key="batch_choice").set_value("full").run()
+    again = float(f"{scaled * n_train / 1:.4g}")
+    assert f"lr·B1/B0 = {scaled:g}·{n_train:,}/1 = {again:g}" in texts(app.info)
+    app.button(key="train_scale_rate").click().run()
+    assert app.number_input(key="learning_rate").value == pytest.approx(again)
+
+
+def test_a_rate_chosen_after_the_batch_size_is_not_scaled_again(page):
+    app = page("train")
+    app.radio(key="batch_choice").set_value("online").run()
+    assert [b for b in app.button if b.key == "train_scale_rate"]
+    app.number_input(key="learning_rate").set_value(0.002).run()  # the user's own choice
+    assert not app.exception
+    assert not [b for b in app.button if b.key == "train_scale_rate"]
+    assert "linear scaling rule" not in texts(app.info)
 
 
 def test_find_a_learning_rate_draws_the_curve_and_fills_in_the_suggestion(page, runs_dir: Path):

@@ -330,3 +330,41 @@ def test_resume_continues_a_killed_train_in_the_same_run(tmp_path):
     assert run.batches.step.tolist() == list(range(1437 * (done + 2)))
     shown = json.loads(sgdplus("show", run_id, "--json", runs_dir=tmp_path).stdout)
     assert shown["summary"]["epochs_completed"] == done + 2
+
+
+def test_train_and_show_say_what_went_wrong_in_a_run_that_completed(tmp_path):
+    """Issue 11's run: online on digits at the default rate 0.05 and momentum 0.9 completes
+    (exit status 0), and both `train` (on stderr, at the end) and `show` warn about it."""
+    trained = sgdplus(
+        "train",
+        "--dataset",
+        "digits",
+        "--batch-size",
+        "1",
+        "--learning-rate",
+        "0.05",
+        "--momentum",
+        "0.9",
+        "--epochs",
+        "1",
+        runs_dir=tmp_path,
+    )
+    run_id = trained.stdout.split()[-1]
+    told = [line for line in trained.stderr.splitlines() if "warning:" in line]
+    assert [line.split("warning: ")[1].split(":")[0] for line in told] == [
+        "The loss exploded",
+        "At chance level",
+    ]
+    assert all(line.startswith("sgdplus train: warning: ") for line in told)
+    shown = sgdplus("show", run_id, runs_dir=tmp_path).stdout
+    lines = shown.splitlines()
+    assert lines[0].endswith(f"({run_id}, completed)")
+    warned = [line for line in lines if line.startswith("warning: ")]
+    assert [line.split(":")[1].strip() for line in warned] == [
+        "The loss exploded",
+        "At chance level",
+    ]
+    assert "sgdplus lr-find" in warned[0]
+    stored = json.loads(sgdplus("show", run_id, "--json", runs_dir=tmp_path).stdout)
+    assert [w["kind"] for w in stored["summary"]["warnings"]] == ["exploded", "at_chance"]
+    assert "  warnings:" not in shown  # said once, above the summary

@@ -6,6 +6,7 @@ import pytest
 
 from keras_sgdplus.lab import run_health
 from keras_sgdplus.lab.config import ModelSpec, OptimizerSpec, TrainingConfig
+from keras_sgdplus.lab.datasets import DATASETS
 from keras_sgdplus.lab.run_health import (
     CHANCE_MARGIN,
     EXPLODED_FACTOR,
@@ -234,8 +235,13 @@ def test_the_issues_online_run_on_digits_is_warned_about(tmp_path):
     summary = meta["summary"]
     warned = warnings_of(meta)
     assert kinds(warned) == ["exploded", "at_chance"]
-    assert summary["max_batch_loss"] > EXPLODED_FACTOR * summary["initial_loss"]
-    assert summary["final_val_accuracy"] <= summary["chance_accuracy"] + CHANCE_MARGIN
+    start = summary["initial_loss"]  # TensorFlow: a batch 10^8 times it; JAX, clipped: the mean
+    assert summary["max_batch_loss"] > EXPLODED_FACTOR * start or summary["final_loss"] > 3 * start
+    chance, samples = summary["chance_accuracy"], summary["validation_samples"]
+    digits = DATASETS["digits"]
+    assert samples == int(np.ceil(meta["config"]["validation_split"] * digits.size))
+    noise = np.sqrt(chance * (1 - chance) / samples)  # two of it: the margin
+    assert summary["final_val_accuracy"] <= chance + max(CHANCE_MARGIN, 2 * noise)
     batches = store.load_curve(run_id, "batches")
     assert summary["max_batch_loss"] == batches.loss.max()
     old = {**meta, "summary": {k: v for k, v in summary.items() if k not in JUDGED_KEYS}}
@@ -251,3 +257,52 @@ def test_a_healthy_run_on_digits_gets_no_warning(tmp_path):
     assert meta["summary"]["final_val_accuracy"] > meta["summary"]["chance_accuracy"]
     old = {**meta, "summary": {k: v for k, v in meta["summary"].items() if k not in JUDGED_KEYS}}
     assert warnings_of(old, lambda: store.load_curve(run_id, "batches")) == []
+
+
+def test_a_clipped_loss_that_jumped_shows_the_explosion_in_its_epoch_mean():
+    """On JAX, Keras clips the probabilities at 1e-7: no sample's cross-entropy exceeds
+    -ln(1e-7) (about 16), so the issue's run shows its explosion as an epoch whose mean loss
+    is several times the start, not as a batch a thousand times above it."""
+    ceiling = -np.log(1e-7)
+    rng = np.random.default_rng(5)
+    losses = np.minimum(noisy_start(rng, 300), ceiling)
+    losses[30:] = ceiling * rng.uniform(0.7, 1.0, 270)  # confidently wrong from step 30
+    final = float(losses[200:].mean())
+    summary = summary_of(losses, final_loss=final, epochs_completed=2)
+    assert summary["max_batch_loss"] <= ceiling < EXPLODED_FACTOR * summary["initial_loss"]
+    found = diagnose(summary, ONLINE, "completed")
+    assert kinds(found) == ["exploded"]
+    assert f"{final:.3g}" in found[0].detail
+    assert f"{final / summary['initial_loss']:.3g} times" in found[0].detail
+    below = {**summary, "final_loss": 2.9 * summary["initial_loss"]}  # under the factor 3
+    assert kinds(diagnose(below, ONLINE, "completed")) == ["not_learning"]
+
+
+def test_the_chance_margin_is_the_noise_of_the_validation_set():
+    chance = chance_accuracy(np.repeat(np.arange(10), 36))  # 360 balanced samples
+    stuck = {"initial_loss": 2.3, "max_batch_loss": 16.0, "chance_accuracy": chance}
+    noise = np.sqrt(chance * (1 - chance) / 360)
+    just_inside = chance + 1.9 * noise
+    assert just_inside > chance + CHANCE_MARGIN  # past the fixed 2 points
+    judged = {**stuck, "final_val_accuracy": just_inside}
+    assert kinds(diagnose({**judged, "validation_samples": 360}, ONLINE, "completed")) == [
+        "at_chance"
+    ]
+    assert diagnose(judged, ONLINE, "completed") == []  # unknown size: the 2 points alone
+    outside = {**stuck, "final_val_accuracy": chance + 2.1 * noise, "validation_samples": 360}
+    assert diagnose(outside, ONLINE, "completed") == []
+
+
+def test_the_registry_gives_an_old_runs_chance_and_validation_size():
+    digits = DATASETS["digits"]
+    facts = run_health.registry_facts({"dataset": "digits", "validation_split": 0.2})
+    assert facts == {
+        "chance_accuracy": 1 / digits.num_classes,
+        "validation_samples": int(np.ceil(0.2 * digits.size)),
+    }
+    spiral = run_health.registry_facts(
+        {"dataset": "spiral", "validation_split": 0.25, "n_samples": 400}
+    )
+    assert spiral["validation_samples"] == 100
+    assert run_health.registry_facts({"dataset": "diabetes", "validation_split": 0.2}) == {}
+    assert run_health.registry_facts({"dataset": "csv", "validation_split": 0.2}) == {}
