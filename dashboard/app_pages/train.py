@@ -479,8 +479,8 @@ def lr_find_result(store: RunStore, key: str, was_running: bool) -> None:
     st.caption(
         f"{len(result.loss)} steps from {result.learning_rate[0]:.3g} to "
         f"{result.learning_rate[-1]:.3g}: each step's own loss (light) and its smoothing "
-        f"(dark). The {result.rule} rule suggests {suggested:g}, where the loss still falls "
-        "well before it turns up; judge it on the curve."
+        f"(dark). The {result.rule} rule suggests {suggested:g}; judge it on the curve: "
+        "a good rate is one where the loss still falls clearly, well before it turns up."
     )
 
     def use() -> None:
