@@ -15,7 +15,7 @@ every figure as JSON (`--out`). Run it with the backend of your choice, e.g.
 
     KERAS_BACKEND=jax nice .venv/bin/python benchmarks/lr_find_rules.py
 
-(on a 2-core CPU: about 15 minutes).
+(on a 2-core CPU: about 20 minutes).
 """
 
 from __future__ import annotations
