@@ -2,7 +2,7 @@
 
 A range test (`lab/range_test.py`) started from the dashboard runs in its own worker
 (`python -m keras_sgdplus.lab.lr_find_worker`, a fresh interpreter in its own session, as a
-training worker: `jobs.start_worker`), never in the server. Its record is a JSON file
+training worker: `jobs.spawn_worker`), never in the server. Its record is a JSON file
 `<runs folder>/.lr_find/<key>.json`, written atomically, where `key` is a hash of the
 settings that shape the test (`settings_key`: the config without its name, epochs and
 learning rate, and the test's options). So a page that polls finds the test of its current
@@ -23,15 +23,13 @@ import fcntl
 import hashlib
 import json
 import os
-import select
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import IO, Any
 
 from keras_sgdplus.lab import lr_find
 from keras_sgdplus.lab.config import OptimizerSpec, ScheduleSpec, TrainingConfig
+from keras_sgdplus.lab.jobs import read_handshake, spawn_worker
 
 __all__ = ["FOLDER", "LrFindStore", "default_options", "settings_key", "start_lr_find"]
 
@@ -154,30 +152,10 @@ def start_lr_find(
     a test of the same settings is running already."""
     options = checked_options(options)
     key = settings_key(config, options)
-    read_fd, write_fd = os.pipe()
-    runs = str(Path(runs_dir).resolve())
-    command = [sys.executable, "-m", "keras_sgdplus.lab.lr_find_worker", str(write_fd)]
-    try:
-        process = subprocess.Popen(
-            [*command, runs, key],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            pass_fds=(write_fd,),
-            start_new_session=True,
-        )
-    except BaseException:
-        os.close(read_fd)
-        raise
-    finally:
-        os.close(write_fd)
-    assert process.stdin is not None
-    with process.stdin:
-        payload = {"config": config.to_dict(), "options": options}
-        process.stdin.write(json.dumps(payload).encode("utf-8"))
-    with os.fdopen(read_fd, "rb") as handshake:
-        ready, _, _ = select.select([handshake], [], [], timeout)
-        line = handshake.readline().decode("utf-8").rstrip("\n") if ready else ""
-    kind, _, message = line.partition(" ")
+    payload = {"config": config.to_dict(), "options": options}
+    worker = "keras_sgdplus.lab.lr_find_worker"
+    _, handshake = spawn_worker(worker, [Path(runs_dir), key], payload)
+    kind, message = read_handshake(handshake, timeout)
     if kind == "error":
         raise ValueError(message)
     if kind != "started":
