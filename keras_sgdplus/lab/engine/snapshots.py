@@ -106,8 +106,11 @@ class WeightSnapshots:
         values), once."""
         if step in self.kept:
             return
-        vector = values if isinstance(values, np.ndarray) and values.ndim == 1 else None
-        self.sink(step, flat_weights(values) if vector is None else vector.astype("float32"))
+        if getattr(values, "ndim", None) == 1:  # a flat vector, NumPy's or a backend's
+            vector = np.asarray(values, dtype="float32")
+        else:  # the variables (or their values), one array each
+            vector = flat_weights(values)
+        self.sink(step, vector)
         self.kept.add(step)
 
     def keep_final(self, step: int, values: Any) -> None:
