@@ -245,6 +245,8 @@ class TrainingConfig:
     device: str = "auto"  # one of DEVICES
     backend: str = "auto"  # one of BACKENDS: the Keras backend the run trains on
     name: str = ""  # "": a name made of the settings (`training.default_name`)
+    sweep_id: str = ""  # the sweep this run belongs to (`lab/sweeps.py`); "" for none
+    sweep_name: str = ""  # that sweep's name
 
     def __post_init__(self) -> None:
         for key, kind in (("model", ModelSpec), ("optimizer", OptimizerSpec)):
@@ -286,6 +288,8 @@ class TrainingConfig:
             device=_one_of("device", self.device, DEVICES),
             backend=_one_of("backend", self.backend, BACKENDS),
             name=_text("name", self.name),
+            sweep_id=_text("sweep_id", self.sweep_id),
+            sweep_name=_text("sweep_name", self.sweep_name),
         )
 
     def to_dict(self) -> dict[str, Any]:

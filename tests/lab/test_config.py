@@ -213,11 +213,14 @@ def test_the_stored_format_is_unchanged():
         "device": "auto",
         "backend": "auto",
         "name": "",
+        "sweep_id": "",
+        "sweep_name": "",
     }
-    # a run stored before `backend` existed loads, on the default
+    # a run stored before `backend` (or the sweep's tags) existed loads, on the default
     older = TrainingConfig().to_dict()
-    del older["backend"]
-    assert TrainingConfig.from_dict(older).backend == "auto"
+    for key in ("backend", "sweep_id", "sweep_name"):
+        del older[key]
+    assert TrainingConfig.from_dict(older) == TrainingConfig()
 
 
 def test_missing_settings_take_their_defaults():
