@@ -384,3 +384,31 @@ def test_training_config_of_a_configuration_leaves_the_sweep(tmp_path):
     assert config.optimizer.nesterov is True
     assert config.epochs == 3
     assert config.optimizer.learning_rate == results.configs[0].settings["learning_rate"]
+
+
+# --- the charts ------------------------------------------------------------------------------
+
+
+def test_charts_carry_the_data_and_export(tmp_path):
+    from keras_sgdplus.lab import charts, sweep_charts
+
+    sweep_id, _ = make_sweep(tmp_path, three_axes(), seed=4)
+    results = sweep_results.load_results(tmp_path, sweep_id)
+    cells = sweep_results.heatmap_data(results, "learning_rate", "nesterov")
+    heat = sweep_charts.heatmap_chart(cells)
+    spec = heat.to_dict()
+    (values,) = spec["datasets"].values()
+    assert sorted(row["label"] for row in values) == sorted(f"{v:.3g}" for v in cells["value"])
+    svg = charts.chart_image(heat, "svg").decode()
+    assert "<svg" in svg
+    assert f"{cells['value'].min():.3g}" in svg  # the annotation is drawn
+
+    store = RunStore(tmp_path)
+    data = sweep_results.band_data(store, results.configs[:2], "batches", "std")
+    band = sweep_charts.band_chart(data, log_scale=True)
+    (drawn,) = band.to_dict()["datasets"].values()
+    assert len(drawn) == len(data)
+    assert charts.chart_image(band, "png")[:4] == b"\x89PNG"
+    thinned = sweep_charts.thin_bands(data, max_points=8, min_per_config=4)
+    assert len(thinned) < len(data)
+    assert set(thinned.config) == set(data.config)
