@@ -24,7 +24,9 @@ sweep; `lab/sweep_results.py` reads its results).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import itertools
 import json
 import math
@@ -271,28 +273,97 @@ def validate_sweep_id(sweep_id: Any) -> str:
     return sweep_id
 
 
+def _lock_held(path: Path) -> bool:
+    """Whether a process holds an `flock` on `path` (False when the file is gone)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 class SweepStore:
     """The sweeps of a runs folder: one JSON record each in `.sweeps/`, written atomically.
 
     A record: {"id", "name", "created_at", "spec": SweepSpec.to_dict(), "status" (one of
     SWEEP_STATUSES), "where" ("local" or the cluster's address), "error"}.
+
+    Beside it, while a coordinator runs the sweep (`lab/sweep_runner.py`), `<id>.lock`: an
+    `flock` it holds (`hold`) until it has written the final status (`release`). A record
+    found "running" whose lock file nobody holds (its coordinator was killed) is stored as
+    "failed" by the first reader (`load`), as the run store does with a killed worker's run.
+    A record without a lock file is taken as it is. `<id>.stop` is a stop request
+    (`request_stop`), which the coordinator and the sweep's runs poll.
     """
 
     def __init__(self, runs_dir: str | os.PathLike) -> None:
         self.root = Path(runs_dir)
         self.folder = self.root / SWEEP_FOLDER
+        self._held: dict[str, int] = {}
 
     def _path(self, sweep_id: str) -> Path:
         return self.folder / f"{validate_sweep_id(sweep_id)}.json"
 
-    def create(self, spec: SweepSpec, where: str = "local") -> str:
-        """A new sweep's record, status "running"; returns its id."""
+    def _lock_path(self, sweep_id: str) -> Path:
+        return self.folder / f"{validate_sweep_id(sweep_id)}.lock"
+
+    def _stop_path(self, sweep_id: str) -> Path:
+        return self.folder / f"{validate_sweep_id(sweep_id)}.stop"
+
+    def hold(self, sweep_id: str) -> None:
+        """Takes the sweep's coordinator lock for this store object (until `release` or the
+        process's end); ValueError when another process holds it (a coordinator runs it)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lock_path(sweep_id), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ValueError(f"sweep {sweep_id} is being run by another process") from None
+        self._held[sweep_id] = fd
+
+    def release(self, sweep_id: str) -> None:
+        """Lets go of the coordinator lock (after the final status is written): the lock
+        file is removed while still held, so no reader takes the final record for a dead
+        coordinator's."""
+        fd = self._held.pop(sweep_id, None)
+        if fd is not None:
+            self._lock_path(sweep_id).unlink(missing_ok=True)
+            os.close(fd)
+
+    def coordinated(self, sweep_id: str) -> bool:
+        """Whether a live coordinator holds the sweep (`hold`)."""
+        return sweep_id in self._held or _lock_held(self._lock_path(sweep_id))
+
+    def request_stop(self, sweep_id: str) -> None:
+        """Asks the sweep to stop: a file its coordinator and its runs poll, from any host
+        that shares the runs folder."""
+        self.load(sweep_id)  # an unknown sweep is refused
+        staging = self.folder / f".{sweep_id}.stop.{os.getpid()}.tmp"
+        staging.write_text(datetime.now(timezone.utc).isoformat(), encoding="utf-8")
+        os.replace(staging, self._stop_path(sweep_id))
+
+    def stop_requested(self, sweep_id: str) -> bool:
+        """Whether a stop was asked for the sweep (one `stat`, cheap enough for each chunk)."""
+        return self._stop_path(sweep_id).exists()
+
+    def create(self, spec: SweepSpec, where: str = "local", *, hold: bool = False) -> str:
+        """A new sweep's record, status "running"; returns its id. `hold`: the coordinator
+        lock is taken (`hold`) before the record exists."""
         self.folder.mkdir(parents=True, exist_ok=True)
         now = datetime.now(timezone.utc)
         for _attempt in range(100):
             sweep_id = new_sweep_id(now)
-            if not self._path(sweep_id).exists():
+            if not self._path(sweep_id).exists() and not self._lock_path(sweep_id).exists():
                 break
+        if hold:
+            self.hold(sweep_id)
         record = {
             "id": sweep_id,
             "name": spec.name,
@@ -311,8 +382,7 @@ class SweepStore:
         staging.write_text(json.dumps(record, indent=1), encoding="utf-8")
         os.replace(staging, path)
 
-    def load(self, sweep_id: str) -> dict[str, Any]:
-        """The record; ValueError for an unknown or unreadable sweep."""
+    def _read(self, sweep_id: str) -> dict[str, Any]:
         path = self._path(sweep_id)
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
@@ -320,6 +390,23 @@ class SweepStore:
             raise ValueError(f"unknown sweep {sweep_id!r} in {str(self.root)!r}") from None
         except (OSError, json.JSONDecodeError) as error:
             raise ValueError(f"sweep {sweep_id!r} cannot be read: {error}") from None
+        return record
+
+    def load(self, sweep_id: str) -> dict[str, Any]:
+        """The record; ValueError for an unknown or unreadable sweep. A "running" sweep whose
+        coordinator is gone (its lock file left, nobody holding it) is stored "failed"."""
+        record = self._read(sweep_id)
+        lock = self._lock_path(sweep_id)
+        if record.get("status") == "running" and lock.exists() and not self.coordinated(sweep_id):
+            record = self._read(sweep_id)  # the final status is written before the lock goes
+            if record.get("status") == "running" and lock.exists():
+                record.update(
+                    status="failed",
+                    error="the sweep's coordinator process ended before the sweep did",
+                )
+                self._write(sweep_id, record)
+                with contextlib.suppress(OSError):
+                    lock.unlink()
         return record
 
     def spec(self, sweep_id: str) -> SweepSpec:
@@ -355,6 +442,7 @@ class SweepStore:
     def remove(self, sweep_id: str) -> None:
         """Removes the record only (the runs are deleted through the run store)."""
         self._path(sweep_id).unlink(missing_ok=True)
+        self._stop_path(sweep_id).unlink(missing_ok=True)
 
 
 def runs_of(summaries: Iterable[Any], sweep_id: str) -> list[Any]:
