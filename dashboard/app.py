@@ -59,6 +59,12 @@ navigation = st.navigation(
             url_path="compare",
         ),
         st.Page(
+            PAGES / "sweep.py",
+            title="Sweeps",
+            icon=":material/grid_view:",
+            url_path="sweeps",
+        ),
+        st.Page(
             PAGES / "landscape.py",
             title="Loss landscape",
             icon=":material/landscape:",

@@ -38,13 +38,22 @@ import pandas as pd
 from keras_sgdplus.lab import datasets
 from keras_sgdplus.lab.config import TrainingConfig
 from keras_sgdplus.lab.runs import LIVE_STATUSES, RunStore, RunStoreError, RunSummary
-from keras_sgdplus.lab.sweeps import SweepSpec, SweepStore, config_with, runs_of, swept_settings
+from keras_sgdplus.lab.sweeps import (
+    SweepSpec,
+    SweepStore,
+    config_with,
+    parse_axis_values,
+    parse_seeds,
+    runs_of,
+    swept_settings,
+)
 
 __all__ = [
     "BANDS",
     "DEFAULT_STEPS_PER_S",
     "HEATMAP_RULE",
-    "STARTUP_S",
+    "RUN_OVERHEAD_S",
+    "SWEEP_STARTUP_S",
     "ConfigResult",
     "Estimate",
     "RunResult",
@@ -56,6 +65,7 @@ __all__ = [
     "heatmap_data",
     "load_results",
     "settings_label",
+    "spec_from_texts",
     "value_text",
 ]
 
@@ -67,13 +77,16 @@ HEATMAP_RULE = (
     "values, whatever the other swept settings: how good that pair can be when the others "
     "are chosen well."
 )
-#: Steps per second assumed for a configuration no finished run of the store matches: about
-#: what a small MLP trains at on one core of a laptop-class CPU with batches of 32
-#: (measured here on digits: see the README's Sweeps page paragraph).
-DEFAULT_STEPS_PER_S = 400.0
-#: Seconds each run costs besides its steps: a worker process, Keras and the backend
-#: imported, the data loaded and the step compiled.
-STARTUP_S = 8.0
+#: Steps per second assumed for a configuration no completed run of the store matches, once
+#: its run has started and compiled: a small MLP on one core of this project's 2-core test
+#: machine with batches of 32 (digits: about 100 to 200 steps/s, fewer while other work
+#: shares the cores).
+DEFAULT_STEPS_PER_S = 100.0
+#: Seconds each such run costs besides its steps: the model built, the step compiled.
+RUN_OVERHEAD_S = 4.0
+#: Seconds a sweep takes once before its first run: its worker processes started, Keras and
+#: the backend imported in each.
+SWEEP_STARTUP_S = 8.0
 _DONE = ("completed", "stopped", "diverged", "failed", "interrupted")
 _SHORT = {
     "learning_rate": "lr",
@@ -461,7 +474,27 @@ def band_data(
     return data
 
 
-# --- before Start: the number of runs and the time ---------------------------------------------
+# --- before Start: the spec, the number of runs and the time -----------------------------------
+
+
+def spec_from_texts(
+    name: str, base: TrainingConfig, values: Mapping[str, str], seeds: str
+) -> SweepSpec:
+    """A sweep from the Sweeps page's text fields: for each axis its values as
+    `sweeps.parse_axis_values` reads them ("0.01,0.1", "1e-3:1:4log"); an axis given one
+    value is fixed (set in the base), two or more sweep it; `seeds` a count or a list.
+    ValueError naming the setting for a bad one."""
+    axes: dict[str, tuple[Any, ...]] = {}
+    fixed: dict[str, Any] = {}
+    for axis, text in values.items():
+        parsed = parse_axis_values(axis, text)
+        for value in parsed:  # each value checked now, as a config's setting
+            config_with(base, {axis: value})
+        if len(parsed) == 1:
+            fixed[axis] = parsed[0]
+        else:
+            axes[axis] = parsed
+    return SweepSpec(name, config_with(base, fixed), axes, parse_seeds(seeds))
 
 
 @dataclass(frozen=True)
@@ -480,21 +513,20 @@ class Estimate:
     @property
     def text(self) -> str:
         when = f"{self.seconds:.0f} s" if self.seconds < 90 else f"{self.seconds / 60:.1f} min"
+        measured = "the pace of completed runs with the same dataset and batch size"
+        assumed = (
+            f"{DEFAULT_STEPS_PER_S:g} steps/s and {RUN_OVERHEAD_S:g} s of compiling a run "
+            "(no completed run with the same dataset and batch size to measure)"
+        )
         if not self.assumed:
-            source = "the pace of finished runs with the same dataset and batch size"
+            source = measured
         elif not self.measured:
-            source = (
-                f"{DEFAULT_STEPS_PER_S:g} steps/s assumed: no finished run with the same "
-                "dataset and batch size to measure"
-            )
+            source = assumed
         else:
-            source = (
-                f"finished runs for {self.measured} configurations, {DEFAULT_STEPS_PER_S:g} "
-                f"steps/s assumed for {self.assumed}"
-            )
+            source = f"{measured} for {self.measured} configurations, else {assumed}"
         return (
-            f"About {when}: {self.runs} runs, {self.steps:,} steps, {self.workers} at once, "
-            f"{STARTUP_S:g} s of start-up each; pace from {source}."
+            f"About {when}: {self.runs} runs, {self.steps:,} steps, {self.workers} at once; "
+            f"from {source}."
         )
 
 
@@ -536,12 +568,16 @@ def estimate_time(
     workers: int,
     n_train: int | None = None,
 ) -> Estimate:
-    """The sweep's time before it starts: each run's steps (`ceil(n_train / batch) *
-    epochs`) at the median pace (steps per second: the summary's `steps / elapsed_s`) of
-    the completed runs of the store with the same dataset and batch size, else at
-    `DEFAULT_STEPS_PER_S`, plus `STARTUP_S`; the runs shared by `workers` processes:
+    """The sweep's time before it starts, from each run's steps (`ceil(n_train / batch) *
+    epochs`). A configuration with completed runs of the same dataset and batch size in the
+    store takes their median pace, steps / elapsed_s from their summaries (elapsed from the
+    run's creation to its end, so compiling is in it); any other takes
+    `DEFAULT_STEPS_PER_S` plus `RUN_OVERHEAD_S`. The runs are shared by `workers`
+    processes, started once (`SWEEP_STARTUP_S`):
 
-        seconds = sum_r (steps_r / pace_r + STARTUP_S) / workers
+        seconds = SWEEP_STARTUP_S + sum_r t_r / workers
+        t_r     = steps_r / pace_measured                     (measured)
+                  steps_r / DEFAULT_STEPS_PER_S + RUN_OVERHEAD_S  (assumed)
 
     A rough figure: runs side by side share the machine's cores and memory bandwidth, so
     each may go slower than alone."""
@@ -557,16 +593,16 @@ def estimate_time(
         steps = _steps(config, n_train)
         pace = paces.get((config.dataset, config.batch_size))
         if pace is None:
-            pace, assumed = DEFAULT_STEPS_PER_S, assumed + 1
+            each, assumed = steps / DEFAULT_STEPS_PER_S + RUN_OVERHEAD_S, assumed + 1
         else:
-            measured += 1
+            each, measured = steps / pace, measured + 1
         runs = len(spec.seeds)
         total_steps += steps * runs
-        seconds += runs * (steps / pace + STARTUP_S)
+        seconds += runs * each
     return Estimate(
         runs=spec.run_count,
         steps=total_steps,
-        seconds=seconds / workers,
+        seconds=SWEEP_STARTUP_S + seconds / workers,
         workers=workers,
         measured=measured,
         assumed=assumed,

@@ -344,12 +344,12 @@ def test_estimate_from_finished_runs_else_the_default_pace(tmp_path):
     assert nothing.runs == spec.run_count == 6
     assert nothing.steps == 3 * (steps32 + steps_full)
     pace = sweep_results.DEFAULT_STEPS_PER_S
-    startup = sweep_results.STARTUP_S
-    assert nothing.seconds == pytest.approx(
-        3 * (steps32 / pace + steps_full / pace + 2 * startup) / 2
-    )
+    overhead, startup = sweep_results.RUN_OVERHEAD_S, sweep_results.SWEEP_STARTUP_S
+    assumed_32, assumed_full = steps32 / pace + overhead, steps_full / pace + overhead
+    assert nothing.seconds == pytest.approx(startup + 3 * (assumed_32 + assumed_full) / 2)
     assert nothing.assumed == 2
-    assert "assumed" in nothing.text
+    assert "no completed run" in nothing.text
+    assert f"{pace:g} steps/s" in nothing.text
 
     store = RunStore(tmp_path)
     rng = np.random.default_rng(0)
@@ -358,7 +358,7 @@ def test_estimate_from_finished_runs_else_the_default_pace(tmp_path):
     write_run(store, dataclasses_replace(BASE, dataset="iris"), rng, steps=10)  # not digits
     measured = sweep_results.estimate_time(spec, store.list_runs(), workers=1)
     assert (measured.measured, measured.assumed) == (1, 1)
-    expected = 3 * (steps32 / 200 + startup) + 3 * (steps_full / pace + startup)
+    expected = startup + 3 * (steps32 / 200) + 3 * assumed_full
     assert measured.seconds == pytest.approx(expected)
     with pytest.raises(ValueError, match="workers"):
         sweep_results.estimate_time(spec, [], workers=0)
@@ -412,3 +412,20 @@ def test_charts_carry_the_data_and_export(tmp_path):
     thinned = sweep_charts.thin_bands(data, max_points=8, min_per_config=4)
     assert len(thinned) < len(data)
     assert set(thinned.config) == set(data.config)
+
+
+def test_spec_from_the_pages_texts():
+    spec = sweep_results.spec_from_texts(
+        "texts",
+        BASE,
+        {"learning_rate": "1e-3:1:4log", "momentum": "0.5", "nesterov": "false,true"},
+        "0,5",
+    )
+    assert dict(spec.axes) == {"learning_rate": (0.001, 0.01, 0.1, 1.0), "nesterov": (False, True)}
+    assert spec.base.optimizer.momentum == 0.5  # one value: fixed, not swept
+    assert spec.seeds == (0, 5)
+    assert spec.run_count == 16
+    with pytest.raises(ValueError, match="momentum"):
+        sweep_results.spec_from_texts("bad", BASE, {"momentum": "0,1.5"}, "1")
+    with pytest.raises(ValueError, match="seeds"):
+        sweep_results.spec_from_texts("bad", BASE, {}, "zero")
