@@ -385,7 +385,13 @@ def delete_section(results: sweep_results.SweepResults) -> None:
     sweep_id = results.sweep_id
     runs = sum(len(config.runs) for config in results.configs)
     if st.session_state.get(CONFIRM) != sweep_id:
-        if st.button("Delete sweep…", key="sweep_delete", help="Asks for confirmation first."):
+        running = results.record["status"] == "running"
+        if st.button(
+            "Delete sweep…",
+            key="sweep_delete",
+            disabled=running,
+            help="Stop it first." if running else "Its runs and its record; asks first.",
+        ):
             st.session_state[CONFIRM] = sweep_id
             st.rerun()
         return
