@@ -714,7 +714,47 @@ def build_parser() -> argparse.ArgumentParser:
         "then shows a warning)",
     )
     dashboard.set_defaults(handler=command_dashboard)
+
+    results = commands.add_parser(
+        "sweep-results",
+        parents=[runs_dir],
+        help="a sweep's configurations ranked by best validation loss (mean over seeds)",
+    )
+    results.add_argument("sweep", help="the sweep id")
+    results.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"sweep", "configs": [{<swept settings>, "runs", "best_val_loss_mean", '
+        '"best_val_loss_std"}, ...]} for scripts (best first; null where undefined)',
+    )
+    results.set_defaults(handler=command_sweep_results)
     return parser
+
+
+def command_sweep_results(args: argparse.Namespace) -> int:
+    """A sweep's results (`lab.sweep_results`): each configuration with its seeds pooled,
+    the mean and sample std of the runs' best validation losses, best first."""
+    from keras_sgdplus.lab import sweep_results
+
+    root = _store(args).root
+    if args.json:
+        print(json.dumps(sweep_results.as_json(root, args.sweep), indent=1, allow_nan=False))
+        return 0
+    results = sweep_results.load_results(root, args.sweep)
+    counts = results.progress()
+    print(
+        f"{results.name} ({results.sweep_id}): {results.record.get('status')}, "
+        f"{counts['done']} of {counts['total']} runs done, {counts['running']} running"
+    )
+    rows = [["rank", *results.axes, "scored/runs", "best val loss (mean)", "std", "run ids"]]
+    for config in results.configs:
+        settings = [sweep_results.value_text(v) for v in config.settings.values()]
+        runs = ", ".join(run.run_id for run in config.runs) or "-"
+        mean, std = config.best_val_loss_mean, config.best_val_loss_std
+        rows.append([str(config.rank), *settings, f"{config.scored}/{len(config.runs)}"])
+        rows[-1] += [_format(mean), _format(std), runs]
+    print(_table(rows))
+    return 0
 
 
 def dashboard_command(args: argparse.Namespace) -> list[str]:
