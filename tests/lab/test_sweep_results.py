@@ -429,3 +429,25 @@ def test_spec_from_the_pages_texts():
         sweep_results.spec_from_texts("bad", BASE, {"momentum": "0,1.5"}, "1")
     with pytest.raises(ValueError, match="seeds"):
         sweep_results.spec_from_texts("bad", BASE, {}, "zero")
+
+
+# --- sgdplus sweep-results -------------------------------------------------------------------
+
+
+def test_sweep_results_command(tmp_path, capsys):
+    from keras_sgdplus.lab import cli
+
+    sweep_id, _ = make_sweep(tmp_path, three_axes(), seed=6)
+    assert cli.main(["sweep-results", sweep_id, "--runs-dir", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == sweep_results.as_json(tmp_path, sweep_id)
+
+    assert cli.main(["sweep-results", sweep_id, "--runs-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"grid ({sweep_id}): running, 36 of 36 runs done")
+    assert lines[1].split()[:4] == ["rank", "learning_rate", "momentum", "nesterov"]
+    best = sweep_results.load_results(tmp_path, sweep_id).configs[0]
+    assert lines[2].split()[4:6] == ["3/3", f"{best.best_val_loss_mean:.6g}"]
+
+    missing = "sweep-20260101-000000-abcdef"
+    assert cli.main(["sweep-results", missing, "--runs-dir", str(tmp_path)]) == 2
+    assert "unknown sweep" in capsys.readouterr().err
