@@ -166,6 +166,29 @@ def test_weight_snapshots_hold_the_weights_after_their_steps(tmp_path, path, mon
     np.testing.assert_allclose(kept.vectors, np.stack(trail)[kept.steps], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("buffer_rows", [2, 200])
+def test_a_chunk_keeps_the_snapshots_inside_it(tmp_path, monkeypatch, buffer_rows):
+    """Snapshots at every other step, kept inside the compiled chunks: in a buffer that
+    holds them all, or in one of two rows (the chunk ends at the second), each equal to
+    the NumPy reference's weights after that many steps."""
+    monkeypatch.setattr(snapshots, "MOST_SNAPSHOTS", 13)
+    config = iris_config(momentum=0.9)
+    data, weights = initial_weights(config)
+    size = sum(w.size for w in weights)
+    monkeypatch.setattr(snapshots, "SNAPSHOT_BUFFER_BYTES", buffer_rows * 4 * size)
+    assert snapshots.buffer_rows(size) == min(buffer_rows, snapshots.MOST_SNAPSHOTS)
+    store = RunStore(tmp_path)
+    run_id = run_training(config, store)
+    n = len(data.x_train)
+    sizes = [16] * (n // 16) + ([n % 16] if n % 16 else [])
+    trail: list = []
+    reference_training(weights, data.x_train, data.y_train, sizes, 3, 5, 0.05, 0.9, False, trail)
+    kept = store.load_snapshots(run_id)
+    total = 3 * len(sizes)
+    assert kept.steps.tolist() == sorted({round(s) for s in np.linspace(0, total, 13)})
+    np.testing.assert_allclose(kept.vectors, np.stack(trail)[kept.steps], rtol=1e-4, atol=1e-6)
+
+
 def test_a_resumed_run_keeps_the_snapshots_of_an_uninterrupted_one(tmp_path):
     """Stopped mid-run and resumed, a run keeps the snapshots an uninterrupted run keeps:
     those after the checkpoint are taken again, none twice."""

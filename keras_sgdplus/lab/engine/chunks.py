@@ -4,7 +4,9 @@ one compiled call, recorded as they end.
 A backend's programs (`ChunkPrograms`) take the epoch's order (`engine.order.epoch_order`)
 once, then run a chunk of `count` full batches from batch `first` as one call, and an
 epoch's last, smaller batch as a call of its own. Each call returns a (3, n) array of the
-steps' own loss, learning rate and gradient norm. Chunks never cross an epoch, and are
+steps' own loss, learning rate and gradient norm; a chunk also returns its buffer of weight
+snapshots (`engine.snapshots`): row j holds the weights after `snap_at[j]` of its steps
+(-1: an unused row). Chunks never cross an epoch, and are
 sized to take about `CHUNK_SECONDS` from the pace of the chunks before
 (`common.steps_for`). A call may return before its program ends (JAX dispatches
 asynchronously): the host then records one chunk while the next runs. A stop ends training
@@ -31,6 +33,7 @@ from keras_sgdplus.lab.engine.common import (
 )
 from keras_sgdplus.lab.engine.order import epoch_order
 from keras_sgdplus.lab.engine.recorder import StepRecorder
+from keras_sgdplus.lab.engine.snapshots import buffer_rows
 
 
 class ChunkPrograms(Protocol):
@@ -38,12 +41,15 @@ class ChunkPrograms(Protocol):
 
     full_steps: int  # full batches an epoch
     capacity: int  # the most steps one chunk call takes
+    snapshot_rows: int  # the most weight snapshots one chunk call keeps
 
     def begin_epoch(self, order: np.ndarray) -> None:
         """Takes the epoch's order (and the model's state, where the programs carry it)."""
 
-    def run_chunk(self, first: int, count: int) -> Any:
-        """Runs full batches `first .. first + count - 1`; their (3, >= count) records."""
+    def run_chunk(self, first: int, count: int, snap_at: np.ndarray) -> tuple[Any, Any]:
+        """Runs full batches `first .. first + count - 1`; their (3, >= count) records and
+        the (snapshot_rows, weights) buffer of the weights after `snap_at[j]` steps (the
+        int32 in-chunk step counts, -1 for none)."""
 
     def run_last_batch(self, indices: np.ndarray) -> Any:
         """Runs the epoch's last, smaller batch (the samples `indices`); its (3, 1) records."""
@@ -60,10 +66,10 @@ class ChunkPrograms(Protocol):
 
 
 def chunked_path(
-    programs_of: Callable[[keras.Model, TrainingArrays, int], ChunkPrograms],
+    programs_of: Callable[[keras.Model, TrainingArrays, int, int], ChunkPrograms],
 ) -> Callable[[keras.Model, TrainingArrays, int, range, int, StepRecorder], None]:
     """The `train(model, arrays, batch_size, epochs, seed, recorder)` of an engine path
-    whose programs `programs_of(model, arrays, batch_size)` makes."""
+    whose programs `programs_of(model, arrays, batch_size, snapshot_rows)` makes."""
 
     def train(
         model: keras.Model,
@@ -75,7 +81,9 @@ def chunked_path(
     ) -> None:
         """Trains `model` (compiled) over `epochs`, recording every step."""
         build_compiled_parts(model, arrays)
-        programs = programs_of(model, arrays, batch_size)
+        weights = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+        rows = buffer_rows(weights) if recorder.snapshots is not None else 1
+        programs = programs_of(model, arrays, batch_size, rows)
         pace = _Pace()
         for epoch in epochs:
             model.reset_metrics()
@@ -88,17 +96,18 @@ def chunked_path(
                 count = steps_for(
                     pace.seconds_per_step, min(programs.capacity, programs.full_steps - done)
                 )
-                to_snapshot = recorder.steps_to_snapshot(base + done)
-                if to_snapshot is not None:
-                    count = min(count, to_snapshot)  # the chunk ends where one is kept
+                start = base + done
+                kept = recorder.snapshots_in(start, start + count)
+                if len(kept) > programs.snapshot_rows:  # the chunk ends at the last that fits
+                    kept = kept[: programs.snapshot_rows]
+                    count = int(kept[-1]) - start
+                snap_at = np.full(programs.snapshot_rows, -1, dtype="int32")
+                snap_at[: len(kept)] = kept - start
                 started = time.perf_counter()
-                outputs = programs.run_chunk(done, count)
-                # taken before the next chunk runs (on JAX: dispatched, not waited for)
-                due = recorder.snapshot_due(base + done + count)
-                snapshot = programs.weights() if due else None
+                outputs, buffer = programs.run_chunk(done, count, snap_at)
                 if in_flight is not None:  # recorded while the chunk just started runs
                     _record(recorder, epoch, in_flight, pace)
-                in_flight = _Chunk(done, count, outputs, started, base, snapshot)
+                in_flight = _Chunk(done, count, outputs, started, base, kept, buffer)
                 done += count
             if in_flight is not None and not recorder.diverged:  # it ran: a stop keeps it
                 _record(recorder, epoch, in_flight, pace)
@@ -107,8 +116,10 @@ def chunked_path(
                 started = time.perf_counter()
                 outputs = programs.run_last_batch(rest)
                 step = base + programs.full_steps + 1
-                snapshot = programs.weights() if recorder.snapshot_due(step) else None
-                last = _Chunk(programs.full_steps, 1, outputs, started, base, snapshot)
+                due = recorder.snapshot_due(step)
+                kept = np.asarray([step] if due else [], dtype="int64")
+                buffer = programs.weights()[None] if due else None
+                last = _Chunk(programs.full_steps, 1, outputs, started, base, kept, buffer)
                 _record(recorder, epoch, last, None)
             programs.end_epoch()
             logs = epoch_logs(model, recorder.epoch_loss(epoch))
@@ -125,8 +136,9 @@ class _Chunk:
     count: int
     outputs: Any  # (3, >= count): loss, rate, grad norm of each step
     started: float  # when it was dispatched
-    base: int = 0  # the global step of the epoch's first batch
-    snapshot: Any = None  # the weights after the chunk, when they are to be kept
+    base: int  # the global step of the epoch's first batch
+    kept: np.ndarray  # the global steps whose weights the chunk keeps
+    snapshots: Any  # row j: the weights after global step kept[j] (more rows: unused)
 
 
 class _Pace:
@@ -141,7 +153,7 @@ class _Pace:
 
 def _record(recorder: StepRecorder, epoch: int, chunk: _Chunk, pace: _Pace | None) -> None:
     """Waits for the chunk, then records its steps (and measures its pace) and keeps its
-    weight snapshot, if it has one."""
+    weight snapshots."""
     values = np.asarray(chunk.outputs)[:, : chunk.count]
     if pace is not None:
         end = time.perf_counter()
@@ -152,5 +164,7 @@ def _record(recorder: StepRecorder, epoch: int, chunk: _Chunk, pace: _Pace | Non
     recorder.record(
         epoch, chunk.first_batch, values[0], values[1], values[2], started=chunk.started
     )
-    if chunk.snapshot is not None:
-        recorder.keep_snapshot(chunk.base + chunk.first_batch + chunk.count, chunk.snapshot)
+    if len(chunk.kept):
+        rows = np.asarray(chunk.snapshots)
+        for step, row in zip(chunk.kept, rows, strict=False):  # rows beyond: unused
+            recorder.keep_snapshot(int(step), row)

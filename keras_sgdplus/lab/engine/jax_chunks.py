@@ -15,7 +15,9 @@ A step's batch is `x[order[start + i*B : start + (i+1)*B]]`, gathered on the dev
 the epoch's order (`engine.order.epoch_order`). The epoch loop is `chunks.chunked_path`;
 JAX dispatches asynchronously, so the host records one chunk while the next runs. The state
 (weights, optimizer slots, metrics) is carried from call to call as arrays, and goes back
-into the Keras variables at each epoch's end.
+into the Keras variables at each epoch's end. The weight snapshots that fall inside a chunk
+(`engine.snapshots`) are written by the program into the buffer it returns, under a
+`lax.cond`, so only the steps that keep one flatten the weights.
 """
 
 from __future__ import annotations
@@ -102,8 +104,11 @@ class JaxChunks:
     """The compiled programs of one run (`chunks.ChunkPrograms`): a chunk of full batches,
     and the last batch; the state (`State`) carried from call to call within an epoch."""
 
-    def __init__(self, model: keras.Model, arrays: TrainingArrays, batch_size: int) -> None:
+    def __init__(
+        self, model: keras.Model, arrays: TrainingArrays, batch_size: int, snapshot_rows: int = 1
+    ) -> None:
         self.model = model
+        self.snapshot_rows = snapshot_rows
         self.x = jnp.asarray(arrays.x_train)
         self.y = jnp.asarray(arrays.y_train)
         self.full_steps = arrays.n_train // batch_size
@@ -114,17 +119,34 @@ class JaxChunks:
         self.order: Any = None
         step = make_step(model)
         size, capacity = batch_size, self.capacity
+        weights = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
 
-        def chunk(state: State, x: Any, y: Any, order: Any, first: Any, count: Any) -> Any:
+        def flatten(trainable: list[Any]) -> Any:
+            return jnp.concatenate([jnp.ravel(w).astype("float32") for w in trainable])
+
+        def chunk(
+            state: State, x: Any, y: Any, order: Any, first: Any, count: Any, snap_at: Any
+        ) -> Any:
             def body(i: Any, carry: Any) -> Any:
-                state, outputs = carry
+                state, outputs, snapshots = carry
                 start = (first + i) * size
                 indices = jax.lax.dynamic_slice_in_dim(order, start, size)
                 state, out = step(state, x[indices], y[indices])
-                return state, outputs.at[:, i].set(out)
+                hit = snap_at == i + 1  # the weights after i + 1 steps are kept in row j
+                snapshots = jax.lax.cond(
+                    jnp.any(hit),
+                    lambda rows: rows.at[jnp.argmax(hit)].set(flatten(state[0])),
+                    lambda rows: rows,
+                    snapshots,
+                )
+                return state, outputs.at[:, i].set(out), snapshots
 
             outputs = jnp.full((3, capacity), jnp.nan, dtype="float32")
-            return jax.lax.fori_loop(0, count, body, (state, outputs))
+            snapshots = jnp.zeros((snap_at.shape[0], weights), dtype="float32")
+            state, outputs, snapshots = jax.lax.fori_loop(
+                0, count, body, (state, outputs, snapshots)
+            )
+            return state, outputs, snapshots
 
         def last_batch(state: State, x: Any, y: Any, indices: Any) -> Any:
             state, out = step(state, x[indices], y[indices])
@@ -132,17 +154,17 @@ class JaxChunks:
 
         self.chunk = jax.jit(chunk, donate_argnums=0)
         self.last_batch = jax.jit(last_batch, donate_argnums=0)
-        self.flatten = jax.jit(
-            lambda weights: jnp.concatenate([jnp.ravel(w).astype("float32") for w in weights])
-        )
+        self.flatten = jax.jit(flatten)
 
     def begin_epoch(self, order: np.ndarray) -> None:
         self.state = _variables(self.model)
         self.order = jnp.asarray(order)
 
-    def run_chunk(self, first: int, count: int) -> Any:
-        self.state, outputs = self.chunk(self.state, self.x, self.y, self.order, first, count)
-        return outputs
+    def run_chunk(self, first: int, count: int, snap_at: np.ndarray) -> tuple[Any, Any]:
+        self.state, outputs, snapshots = self.chunk(
+            self.state, self.x, self.y, self.order, first, count, snap_at
+        )
+        return outputs, snapshots
 
     def run_last_batch(self, indices: np.ndarray) -> Any:
         self.state, outputs = self.last_batch(self.state, self.x, self.y, jnp.asarray(indices))

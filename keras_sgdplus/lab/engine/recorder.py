@@ -14,8 +14,8 @@ Wall times inside a chunk are spread evenly between the start of its compiled ca
 end: a chunk is one call, so nothing finer is observed.
 
 The recorder also holds the run's weight snapshots (`engine.snapshots.WeightSnapshots`):
-the paths ask it where the next snapshot falls (`steps_to_snapshot`), end a chunk there,
-and hand it the weights (`keep_snapshot`).
+the paths ask it which steps of a chunk keep one (`snapshots_in`, `snapshot_due`) and
+hand it the weights (`keep_snapshot`).
 """
 
 from __future__ import annotations
@@ -82,9 +82,11 @@ class StepRecorder:
         self.start = time.perf_counter() - elapsed
         self.last_time = time.perf_counter()
 
-    def steps_to_snapshot(self, step: int) -> int | None:
-        """Steps from global step `step` to the next weight snapshot (None: none left)."""
-        return None if self.snapshots is None else self.snapshots.steps_to_next(step)
+    def snapshots_in(self, start: int, end: int) -> np.ndarray:
+        """The global steps after `start` up to `end` whose weights are to be kept."""
+        if self.snapshots is None:
+            return np.zeros(0, dtype="int64")
+        return self.snapshots.due_in(start, end)
 
     def snapshot_due(self, step: int) -> bool:
         """Whether the weights after global step `step` are to be kept."""
@@ -92,8 +94,9 @@ class StepRecorder:
 
     def keep_snapshot(self, step: int, values: Any) -> None:
         """Keeps the weights after global step `step` (a flat vector or the variables'
-        values); a diverged run's are not kept."""
-        if self.snapshots is not None and not self.diverged:
+        values); of a diverged run, only those from before the step whose loss was not
+        finite (the weights it was computed with are not kept either)."""
+        if self.snapshots is not None and (not self.diverged or step < self.step - 1):
             self.snapshots.keep(step, values)
 
     @property

@@ -13,6 +13,8 @@ into the chunk's buffer:
     rate_i        the learning rate the optimizer used for this step (read before it)
     grad_norm_i   sqrt(sum over all gradients of g**2), the gradient's global norm
 
+and the weight snapshots that fall inside the chunk (`engine.snapshots`), written into the
+buffer it returns under a `tf.cond`, so only the steps that keep one copy the weights.
 The model's variables are updated in place, so the model is an ordinary Keras model between
 calls. Keras's `fit` with `steps_per_execution` > 1 runs its loop in TensorFlow's graph
 executor, one `tf.data` element and one XLA call per step, on two threads: this program is
@@ -64,7 +66,10 @@ class TfChunks:
     """The compiled programs of one run (`chunks.ChunkPrograms`): a chunk of full batches,
     and the last batch."""
 
-    def __init__(self, model: keras.Model, arrays: TrainingArrays, batch_size: int) -> None:
+    def __init__(
+        self, model: keras.Model, arrays: TrainingArrays, batch_size: int, snapshot_rows: int = 1
+    ) -> None:
+        self.snapshot_rows = snapshot_rows
         self.x = tf.constant(arrays.x_train)
         self.y = tf.constant(arrays.y_train)
         self.full_steps = arrays.n_train // batch_size
@@ -78,19 +83,34 @@ class TfChunks:
         self.order: Any = None
         step = make_step(model)
         size, capacity = batch_size, self.capacity
+        variables = model.trainable_variables
+        weights = sum(int(np.prod(v.shape)) for v in variables)
 
-        def chunk(x: Any, y: Any, order: Any, first: Any, count: Any) -> Any:
-            def body(i: Any, outputs: Any) -> Any:
+        def chunk(x: Any, y: Any, order: Any, first: Any, count: Any, snap_at: Any) -> Any:
+            def body(i: Any, outputs: Any, snapshots: Any) -> Any:
                 # a gather, not a slice: XLA's slice would take `first` as a compile-time
                 # constant and compile the program again for every chunk
                 indices = tf.gather(order, (first + i) * size + tf.range(size))
                 out = step(tf.gather(x, indices), tf.gather(y, indices))
                 where = tf.stack([tf.range(3), tf.fill([3], i)], axis=1)
-                return i + 1, tf.tensor_scatter_nd_update(outputs, where, out)
+                hit = tf.equal(snap_at, i + 1)  # the weights after i + 1 steps go in row j
+
+                def keep() -> Any:
+                    row = tf.argmax(tf.cast(hit, tf.int32), output_type=tf.int32)
+                    flat = tf.concat(
+                        [tf.reshape(tf.cast(v, tf.float32), [-1]) for v in variables], 0
+                    )
+                    return tf.tensor_scatter_nd_update(snapshots, [[row]], flat[None])
+
+                snapshots = tf.cond(tf.reduce_any(hit), keep, lambda: snapshots)
+                return i + 1, tf.tensor_scatter_nd_update(outputs, where, out), snapshots
 
             outputs = tf.fill([3, capacity], float("nan"))
-            _, outputs = tf.while_loop(lambda i, _: i < count, body, (tf.constant(0), outputs))
-            return outputs
+            snapshots = tf.zeros([tf.shape(snap_at)[0], weights], tf.float32)
+            _, outputs, snapshots = tf.while_loop(
+                lambda i, *_: i < count, body, (tf.constant(0), outputs, snapshots)
+            )
+            return outputs, snapshots
 
         def last_batch(x: Any, y: Any, indices: Any) -> Any:
             return step(tf.gather(x, indices), tf.gather(y, indices))[:, None]
@@ -101,9 +121,9 @@ class TfChunks:
     def begin_epoch(self, order: np.ndarray) -> None:
         self.order = tf.constant(order)
 
-    def run_chunk(self, first: int, count: int) -> Any:
+    def run_chunk(self, first: int, count: int, snap_at: np.ndarray) -> tuple[Any, Any]:
         first_t, count_t = tf.constant(first, tf.int32), tf.constant(count, tf.int32)
-        return self.chunk(self.x, self.y, self.order, first_t, count_t)
+        return self.chunk(self.x, self.y, self.order, first_t, count_t, tf.constant(snap_at))
 
     def run_last_batch(self, indices: np.ndarray) -> Any:
         return self.last_batch(self.x, self.y, tf.constant(indices))
