@@ -1,5 +1,6 @@
-"""`sgdplus`: train, resume, list, show, compare, export, stop and delete runs; compute a
-run's loss landscape; find a learning rate; start the dashboard.
+"""`sgdplus`: train, resume, list, show, compare, export, stop and delete runs; run sweeps
+(grids of runs, here or on a Dask cluster); compute a run's loss landscape; find a learning
+rate; start the dashboard.
 
 Every command takes `--runs-dir` (default: $SGDPLUS_RUNS_DIR, else ./saved_runs). Bad
 arguments get a one-line error on stderr and exit status 2.
@@ -484,9 +485,225 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The arguments as text -> number conversions only: the ranges of the settings are
-    checked once, by `TrainingConfig` (`lab/config.py`), whose errors name the setting."""
+# --- sweeps ---------------------------------------------------------------------------------------
+
+#: The options a sweep may vary (`sweeps.SWEEP_AXES`), as the parser names them.
+SWEEP_OPTIONS = {
+    "learning_rate": "--learning-rate",
+    "momentum": "--momentum",
+    "nesterov": "--nesterov",
+    "batch_size": "--batch-size",
+    "schedule": "--schedule",
+    "decay": "--decay",
+}
+
+
+def sweep_spec_from_args(args: argparse.Namespace) -> Any:
+    """The `SweepSpec` of `sgdplus sweep`'s arguments: an axis option given one value is a
+    fixed setting, given several (a list, a range) a swept one; every other option is a
+    fixed setting as in `sgdplus train`. ValueError naming a bad argument."""
+    from keras_sgdplus.lab.sweeps import (
+        SweepSpec,
+        config_with,
+        expand,
+        parse_axis_values,
+        parse_seeds,
+    )
+
+    values = {
+        axis: parse_axis_values(axis, getattr(args, axis))
+        for axis in SWEEP_OPTIONS
+        if getattr(args, axis) is not None
+    }
+    fixed = {axis: found[0] for axis, found in values.items() if len(found) == 1}
+    axes = {axis: found for axis, found in values.items() if len(found) > 1}
+    # The base run: train's defaults for the axis options, then the fixed values; --decay
+    # alone means the time_decay schedule, as in `sgdplus train`.
+    base_args = argparse.Namespace(**vars(args))
+    base_args.learning_rate, base_args.momentum, base_args.nesterov = 0.01, 0.0, False
+    base_args.batch_size, base_args.schedule, base_args.decay = "32", "constant", None
+    if "decay" in values and "schedule" not in values:
+        fixed["schedule"] = "time_decay"
+    base_args.name = ""
+    base = config_with(config_from_args(base_args), fixed)
+    seeds = parse_seeds(args.seeds, first=args.seed) if args.seeds is not None else (args.seed,)
+    name = args.name or f"{base.dataset}: {' x '.join(axes) or 'seeds'}"
+    spec = SweepSpec(name=name, base=base, axes=axes, seeds=seeds)
+    expand(spec)  # every run's config checked now: a bad value's ValueError names it
+    return spec
+
+
+def _run_line(runs: RunStore, run_id: str, axes: Any) -> str:
+    """One finished run of a sweep as a progress line: its swept settings, seed, status and
+    best validation loss."""
+    from keras_sgdplus.lab.sweeps import swept_settings
+
+    meta = runs.load_meta(run_id)
+    settings = swept_settings(meta["config"], axes)
+    shown = "  ".join(f"{axis}={_format(value)}" for axis, value in settings.items())
+    best = (meta.get("summary") or {}).get("best_val_loss")
+    return (
+        f"{run_id}  {shown}  seed={meta['config']['seed']}  {meta['status']}  "
+        f"best val loss {_format(best)}"
+    )
+
+
+def command_sweep(args: argparse.Namespace) -> int:
+    """`sgdplus sweep`: runs the grid here (a LocalCluster of --workers processes) or on
+    --cluster, blocking; a line per finished run on stderr, the sweep's id last on stdout.
+    Ctrl-C stops the sweep (its running runs end `stopped`, the others are not started)."""
+    from keras_sgdplus.lab import datasets
+    from keras_sgdplus.lab.accelerators import resolve_backend
+    from keras_sgdplus.lab.config import USER_FILE_KINDS, check_model_fits
+    from keras_sgdplus.lab.sweep_runner import run_sweep
+
+    spec = sweep_spec_from_args(args)
+    if args.workers is not None and args.cluster is not None:
+        raise ValueError(
+            "`--workers` is for a sweep on this machine; a cluster has its own workers. "
+            f"Received: workers={args.workers!r}, cluster={args.cluster!r}"
+        )
+    resolve_backend(spec.base.backend, fresh_process=True)  # one installed, before the record
+    if spec.base.dataset in USER_FILE_KINDS:  # read once here, as `train` does (loads Keras)
+        info = dataset_info(spec.base)
+    else:  # the registry's entry: the coordinator never loads Keras
+        info = datasets.DATASETS[spec.base.dataset]
+    check_model_fits(spec.base.model, info.task, info.input_shape)
+    runs = _store(args)
+    where = args.cluster or f"this machine ({args.workers or os.cpu_count()} workers)"
+    print(f"sgdplus sweep: {spec.run_count} runs on {where}", file=sys.stderr, flush=True)
+    finished = []
+
+    def report(run_id: str, status: str) -> None:
+        finished.append(run_id)
+        line = _run_line(runs, run_id, spec.axes)
+        print(f"[{len(finished)}/{spec.run_count}] {line}", file=sys.stderr, flush=True)
+
+    sweep_id = run_sweep(
+        spec, runs.root, cluster=args.cluster, workers=args.workers, on_run_done=report
+    )
+    return _sweep_outcome(args, sweep_id)
+
+
+def _sweep_outcome(args: argparse.Namespace, sweep_id: str) -> int:
+    from keras_sgdplus.lab.sweeps import SweepStore
+
+    record = SweepStore(_store(args).root).load(sweep_id)
+    if record["status"] == "failed":
+        print(f"sgdplus sweep: failed: {record.get('error')}", file=sys.stderr)
+    elif record["status"] != "completed":
+        print(f"sgdplus sweep: {record['status']}", file=sys.stderr)
+    print(sweep_id)
+    return 1 if record["status"] == "failed" else 0
+
+
+def command_sweeps(args: argparse.Namespace) -> int:
+    """`sgdplus sweeps`: the sweeps of the runs folder, newest first."""
+    from keras_sgdplus.lab.sweeps import SweepSpec, SweepStore, runs_of
+
+    records = SweepStore(_store(args).root).list_sweeps()
+    if args.json:
+        print(json.dumps(records, indent=2, default=str))
+        return 0
+    listing = _store(args).list_runs() if records else []
+    rows = [["sweep id", "name", "status", "where", "runs", "axes"]]
+    for record in records:
+        spec = SweepSpec.from_dict(record["spec"])
+        stored = len(runs_of(listing, record["id"]))
+        rows.append(
+            [
+                record["id"],
+                record["name"],
+                record["status"],
+                record["where"],
+                f"{stored}/{spec.run_count}",
+                " x ".join(f"{axis} ({len(v)})" for axis, v in spec.axes.items()) or "-",
+            ]
+        )
+    print(_table(rows) if len(rows) > 1 else "No sweeps in this store.")
+    return 0
+
+
+def command_sweep_stop(args: argparse.Namespace) -> int:
+    from keras_sgdplus.lab.sweep_runner import request_stop
+    from keras_sgdplus.lab.sweeps import SweepStore
+
+    status = SweepStore(_store(args).root).load(args.sweep)["status"]
+    if status != "running":
+        raise ValueError(f"sweep {args.sweep} is not running (its status is {status})")
+    request_stop(_store(args).root, args.sweep)
+    print(
+        f"stop requested: sweep {args.sweep} starts no more runs; its running runs end after "
+        "their current chunk of steps"
+    )
+    return 0
+
+
+def command_sweep_delete(args: argparse.Namespace) -> int:
+    from keras_sgdplus.lab.sweep_runner import delete_sweep
+
+    delete_sweep(_store(args).root, args.sweep)
+    print(f"deleted sweep {args.sweep} and its runs")
+    return 0
+
+
+def add_sweep_parsers(commands: Any, runs_dir: argparse.ArgumentParser) -> None:
+    """`sgdplus sweep`, `sweeps`, `sweep-stop`, `sweep-delete`."""
+    sweep = commands.add_parser(
+        "sweep",
+        parents=[runs_dir, run_options(sweep=True)],
+        help="a grid of runs over learning rate, momentum, Nesterov, batch size, schedule, "
+        "decay and seeds, here or on a Dask cluster",
+        description="Each of --learning-rate, --momentum, --nesterov, --batch-size, "
+        "--schedule and --decay takes one value (fixed) or several (swept): a list "
+        "0.01,0.03,0.1, or for numbers a range START:STOP:N (evenly spaced) or "
+        "START:STOP:Nlog (evenly spaced in log). Every other option is fixed, as in "
+        "`sgdplus train`. The runs are the product of the swept values, each with every seed.",
+    )
+    sweep.add_argument("--epochs", type=_positive_int, default=10)
+    sweep.add_argument("--name", help="the sweep's name (default: the dataset and the axes)")
+    sweep.add_argument(
+        "--seeds",
+        help="a count N (seeds --seed .. --seed+N-1) or a list 0,5,7 (default: --seed alone)",
+    )
+    sweep.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="a Dask scheduler's address (tcp://host:8786) whose workers see this runs "
+        "folder at the same path (default: worker processes on this machine)",
+    )
+    sweep.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="runs at once on this machine (default: its cores)",
+    )
+    sweep.set_defaults(handler=command_sweep)
+
+    listing = commands.add_parser("sweeps", parents=[runs_dir], help="list the sweeps")
+    listing.add_argument("--json", action="store_true", help="the sweeps' records as JSON")
+    listing.set_defaults(handler=command_sweeps)
+
+    stop = commands.add_parser(
+        "sweep-stop",
+        parents=[runs_dir],
+        help="stop a sweep: no more runs start, the running ones stop (from any host)",
+    )
+    stop.add_argument("sweep", help="the sweep id")
+    stop.set_defaults(handler=command_sweep_stop)
+
+    delete = commands.add_parser(
+        "sweep-delete", parents=[runs_dir], help="delete a sweep that has ended, and its runs"
+    )
+    delete.add_argument("sweep", help="the sweep id")
+    delete.set_defaults(handler=command_sweep_delete)
+
+
+def run_options(sweep: bool = False) -> _Parser:
+    """A run's settings as options: `train`, `lr-find` and `sweep` share them. With `sweep`,
+    the settings a sweep may vary (`sweeps.SWEEP_AXES`) take text: one value (fixed) or
+    several, "0.01,0.03,0.1" or a range "1e-3:1:5log" (swept); `--nesterov` then takes
+    true/false values."""
     from keras_sgdplus.lab.config import (
         BACKENDS,
         CONVENTIONS,
@@ -496,29 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
         SCHEDULES,
     )
 
-    parser = _Parser(prog="sgdplus", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    runs_dir = _Parser(add_help=False)
-    runs_dir.add_argument(
-        "--runs-dir",
-        default=os.environ.get("SGDPLUS_RUNS_DIR") or None,
-        help="the saved-runs folder (default: $SGDPLUS_RUNS_DIR or ./saved_runs)",
-    )
-
-    queueing = _Parser(add_help=False)
-    queueing.add_argument(
-        "--queue",
-        action="store_true",
-        help="wait for the run's turn: one run at a time per device (CPU, GPU) among the "
-        "queued runs of this runs folder, the dashboard's included",
-    )
-    queueing.add_argument(
-        "--side-by-side",
-        type=_positive_int,
-        metavar="N",
-        help="with --queue (implied): let up to N queued runs train at once on the device",
-    )
-    options = _Parser(add_help=False)  # a run's settings: `train` and `lr-find`
+    options = _Parser(add_help=False)
     options.add_argument(
         "--dataset",
         default="digits",
@@ -526,26 +721,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     options.add_argument("--data", help="the CSV or NPZ file for --dataset csv / npz")
     options.add_argument("--target", help="the CSV's target column")
+    swept = " (a sweep: several values, see `sgdplus sweep --help`)" if sweep else ""
     options.add_argument(
         "--batch-size",
-        default="32",
-        help="'full' (gradient descent), 'online' (1), or a number (default 32)",
+        default=None if sweep else "32",
+        help="'full' (gradient descent), 'online' (1), or a number (default 32)" + swept,
     )
-    options.add_argument("--learning-rate", type=float, default=0.01)
-    options.add_argument("--momentum", type=float, default=0.0)
-    options.add_argument("--nesterov", action="store_true")
+    number = str if sweep else float
+    options.add_argument(
+        "--learning-rate", type=number, default=None if sweep else 0.01, help="default 0.01" + swept
+    )
+    options.add_argument(
+        "--momentum", type=number, default=None if sweep else 0.0, help="default 0" + swept
+    )
+    if sweep:
+        options.add_argument("--nesterov", help="true or false, or both: false,true")
+    else:
+        options.add_argument("--nesterov", action="store_true")
     options.add_argument("--convention", choices=CONVENTIONS, default="keras")
     options.add_argument(
         "--decay",
-        type=float,
+        type=number,
         help="tf.keras's inverse-time decay per step: lr / (1 + decay * t) "
-        "(the time_decay schedule)",
+        "(the time_decay schedule)" + swept,
     )
     options.add_argument(
         "--schedule",
-        choices=tuple(SCHEDULES),
-        default="constant",
-        help="; ".join(f"{k}: {v}" for k, v in SCHEDULES.items()),
+        choices=None if sweep else tuple(SCHEDULES),  # a sweep's names: checked by the config
+        default=None if sweep else "constant",
+        help="; ".join(f"{k}: {v}" for k, v in SCHEDULES.items()) + swept,
     )
     options.add_argument(
         "--every-steps",
@@ -591,7 +795,40 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="the Keras backend to train on; auto: the fastest installed (JAX, else TensorFlow)",
     )
-    options.add_argument("--seed", type=int, default=0)
+    options.add_argument(
+        "--seed", type=int, default=0, help="the seed (a sweep: the first of --seeds N)"
+    )
+    return options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The arguments as text -> number conversions only: the ranges of the settings are
+    checked once, by `TrainingConfig` (`lab/config.py`), whose errors name the setting."""
+    from keras_sgdplus.lab.config import BACKENDS
+
+    parser = _Parser(prog="sgdplus", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    runs_dir = _Parser(add_help=False)
+    runs_dir.add_argument(
+        "--runs-dir",
+        default=os.environ.get("SGDPLUS_RUNS_DIR") or None,
+        help="the saved-runs folder (default: $SGDPLUS_RUNS_DIR or ./saved_runs)",
+    )
+
+    queueing = _Parser(add_help=False)
+    queueing.add_argument(
+        "--queue",
+        action="store_true",
+        help="wait for the run's turn: one run at a time per device (CPU, GPU) among the "
+        "queued runs of this runs folder, the dashboard's included",
+    )
+    queueing.add_argument(
+        "--side-by-side",
+        type=_positive_int,
+        metavar="N",
+        help="with --queue (implied): let up to N queued runs train at once on the device",
+    )
+    options = run_options()  # a run's settings: `train` and `lr-find`
     train = commands.add_parser(
         "train", parents=[runs_dir, queueing, options], help="train a model, record a run"
     )
@@ -599,6 +836,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--name", help="a name for the run (any text)")
     train.set_defaults(handler=command_train)
     add_lr_find_parser(commands, options)
+    add_sweep_parsers(commands, runs_dir)
 
     listing = commands.add_parser("runs", parents=[runs_dir], help="list the runs")
     listing.add_argument("--json", action="store_true")

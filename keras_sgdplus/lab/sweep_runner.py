@@ -239,6 +239,7 @@ def _run_sweep(
     # The backend a worker loads: "auto" as a fresh process here resolves it (JAX, else
     # TensorFlow), so every run of the sweep trains on the same one.
     backend = resolve_backend(spec.base.backend, fresh_process=True)
+    expand(spec)  # every run's config is checked before the sweep exists
     store = SweepStore(runs_dir)
     if sweep_id is None:
         sweep_id = store.create(spec, where=cluster or "local", hold=True)
