@@ -151,9 +151,9 @@ def new_sweep_form(store: RunStore) -> None:
 
 
 def sweep_label(record: dict) -> str:
-    return (
-        f"{record['name']} · {record['status']} · {record['created_at'][:16]} ({record['id'][-6:]})"
-    )
+    """A sweep in the chooser: its name, when it started and its id's end (its status, which
+    changes while it is shown, is in the progress line below)."""
+    return f"{record['name']} · {record['created_at'][:16]} ({record['id'][-6:]})"
 
 
 def choose_sweep(sweeps: list[dict]) -> str | None:
@@ -250,13 +250,19 @@ def ranking_section(results: sweep_results.SweepResults) -> None:
     chosen = st.selectbox(
         "Configuration to run again",
         labels,
-        key=f"sweep_again_{results.sweep_id}",
+        key=f"sweep_again_{version(results)}",
         help="The best one first. Opens the Train page with its settings filled in.",
     )
     if st.button("Open on the Train page", key="sweep_open_train", icon=":material/replay:"):
         config = results.training_config(results.config_of(str(chosen)))
         st.session_state.update(train_form_state(config))
         st.switch_page(TRAIN_PAGE)
+
+
+def version(results: sweep_results.SweepResults) -> str:
+    """A key part that changes with each run a sweep finishes: the choices made from its
+    ranking (the best first) start again from the new ranking, then stay."""
+    return f"{results.sweep_id}-{results.progress()['done']}"
 
 
 def train_form_state(config: run_config.TrainingConfig) -> dict[str, Any]:
@@ -365,7 +371,7 @@ def bands_section(store: RunStore, results: sweep_results.SweepResults) -> None:
         "Configurations",
         labels,
         default=default,
-        key=f"sweep_curves_{results.sweep_id}",
+        key=f"sweep_curves_{version(results)}",
         help="Best first. Each is drawn as its mean across seeds with a band.",
     )
     configs = [results.config_of(label) for label in chosen]

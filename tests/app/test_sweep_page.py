@@ -122,6 +122,9 @@ def test_shows_the_results_of_a_sweep(page: Page, runs_dir: Path, sweep: str):
     assert "mean +/- one std" in bands.title
     assert np.isfinite(bands.data["upper"]).all()
 
+    SweepStore(runs_dir).update(sweep, status="stopped")
+    at.run()
+    assert "Stopped: 12 of 12 runs done" in at.get("progress")[0].proto.text
     at.text_input(key="sweep_filter").set_value("no such name")
     at.run()
     no_failures(at)
@@ -175,7 +178,7 @@ def test_open_on_train_fills_in_the_train_page(runs_dir: Path, sweep: str):
     no_failures(app)
     (ranking,) = [d.value for d in app.dataframe if "rank" in d.value.columns]
     second = _label(ranking.iloc[1])
-    app.selectbox(key=f"sweep_again_{sweep}").set_value(second)
+    app.selectbox(key=f"sweep_again_{sweep}-12").set_value(second)
     app.run()
     button(app, "sweep_open_train").click()
     app.run()
