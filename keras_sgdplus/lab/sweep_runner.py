@@ -17,17 +17,20 @@ its training and compilation, not a new interpreter (about 5 s of imports here).
 What keeps a run the same wherever it runs: the Keras backend is chosen before Keras is
 first imported in a worker (`accelerators.prepare_process`; a worker that already has
 another backend loaded refuses the run with a ValueError naming it), the Keras session is
-cleared before each run, and `run_training` seeds Keras, Python and NumPy from the run's
-seed: a run trained in a reused worker gives the same losses as one in a fresh process.
+cleared before each run, `run_training` seeds Keras, Python and NumPy from the run's seed,
+and Keras draws its default seeds from a generator of the run's own
+(`_keras_default_seeds`): a run trained in a reused worker gives the same losses as one in
+a fresh process.
 
 Stop (`request_stop`): a file beside the sweep's record (`SweepStore.request_stop`) that
 the coordinator polls, cancelling the tasks not yet started (their runs are never
 created), and that every run of the sweep polls after each chunk of steps, as it polls its
 own stop file (so a run stops within a chunk, on any host that shares the folder); each
-live run is also sent its own stop request (`RunStore.request_stop`). A SIGTERM that
-reaches a Dask worker while it trains a run (Stop on the Train page or `sgdplus stop` on
-this host signals the run's process) stops that run instead of killing the worker
-(`install_stop_on_sigterm`). The sweep then ends `stopped`.
+live run is also sent its own stop request (`RunStore.request_stop`). The sweep then ends
+`stopped`. A SIGTERM or SIGINT that reaches a Dask worker while it trains a run (Stop on
+the Train page or `sgdplus stop` on this host signals the run's process; Ctrl-C on `sgdplus
+sweep` reaches its local workers) stops that run instead of killing the worker
+(`install_stop_on_signals`).
 
 Nothing here imports Keras, TensorFlow, JAX or Dask when it is imported: the dashboard's
 server imports this module (the Sweep page) and only starts coordinators (`start_sweep`).
@@ -36,9 +39,11 @@ server imports this module (the Sweep page) and only starts coordinators (`start
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,7 +58,7 @@ __all__ = ["delete_sweep", "request_stop", "run_sweep", "start_sweep", "train_ru
 POLL_SECONDS = 0.25
 #: How long a stopped sweep waits for its running runs to end their chunk and let go.
 STOP_WAIT_SECONDS = 120.0
-PLUGIN_NAME = "keras-sgdplus-stop-on-sigterm"
+PLUGIN_NAME = "keras-sgdplus-stop-on-signals"
 #: How long `start_sweep` waits for the coordinator to create the sweep's record.
 START_TIMEOUT = 120.0
 
@@ -85,46 +90,54 @@ def _check_cluster(cluster: Any) -> str | None:
 _TRAINING: list[Any] = []  # the StopSignal of the run this process trains now, if any
 
 
-def _on_sigterm(previous: Any) -> Callable[[int, Any], None]:
-    """A SIGTERM handler: stops the run this process trains, if any; otherwise does what
-    `previous` (the handler it replaces) did."""
+#: The signals that stop the run a Dask worker trains instead of ending the worker.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-    def handle(signum: int, frame: Any) -> None:
+
+def _stopping(signum: int, previous: Any) -> Callable[[int, Any], None]:
+    """A handler of `signum`: stops the run this process trains, if any; otherwise does
+    what `previous` (the handler it replaces) did."""
+
+    def handle(received: int, frame: Any) -> None:
         if _TRAINING:
             _TRAINING[-1].request()
         elif callable(previous):
-            previous(signum, frame)
+            previous(received, frame)
         elif previous != signal.SIG_IGN:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
 
+    handle.stops_runs = True  # type: ignore[attr-defined]
     return handle
 
 
-def install_stop_on_sigterm() -> None:
-    """In a Dask worker (its main thread: the event loop's): SIGTERM while a run of a sweep
-    trains stops that run after its current chunk of steps, and the worker lives on; with
-    no run training, the signal does what it did before. `jobs.request_stop` (Stop on the
-    Train page, `sgdplus stop`) signals a run's process on its host, and a run of a sweep
-    runs in a Dask worker, whose death would lose the run's end."""
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.getsignal(signal.SIGTERM)
-        if getattr(previous, "__name__", "") != "handle":  # once per process
-            signal.signal(signal.SIGTERM, _on_sigterm(previous))
+def install_stop_on_signals() -> None:
+    """In a Dask worker (its main thread: the event loop's): SIGTERM or SIGINT while a run
+    of a sweep trains stops that run after its current chunk of steps, and the worker lives
+    on; with no run training, the signal does what it did before. `jobs.request_stop` (Stop
+    on the Train page, `sgdplus stop`) signals a run's process on its host, a run of a
+    sweep runs in a Dask worker, and Ctrl-C on `sgdplus sweep` reaches its local workers
+    too (one process group): the run ends `stopped`, not killed with its worker."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals can be handled on the main thread only
+    for signum in STOP_SIGNALS:
+        previous = signal.getsignal(signum)
+        if not getattr(previous, "stops_runs", False):  # once per process
+            signal.signal(signum, _stopping(signum, previous))
 
 
-def _stop_on_sigterm_plugin() -> Any:
-    """A Dask worker plugin that runs `install_stop_on_sigterm` in every worker, those that
+def _stop_on_signals_plugin() -> Any:
+    """A Dask worker plugin that runs `install_stop_on_signals` in every worker, those that
     join later included (a class made here, so that importing this module needs no Dask)."""
     from distributed import WorkerPlugin
 
-    class StopOnSigterm(WorkerPlugin):
+    class StopOnSignals(WorkerPlugin):
         def setup(self, worker: Any) -> None:
-            from keras_sgdplus.lab.sweep_runner import install_stop_on_sigterm
+            from keras_sgdplus.lab.sweep_runner import install_stop_on_signals
 
-            install_stop_on_sigterm()
+            install_stop_on_signals()
 
-    return StopOnSigterm()
+    return StopOnSignals()
 
 
 def train_run(config_dict: dict, runs_dir: str, sweep_id: str, backend: str) -> dict[str, Any]:
@@ -139,6 +152,8 @@ def train_run(config_dict: dict, runs_dir: str, sweep_id: str, backend: str) -> 
     # KERAS_BACKEND before the first import of Keras in this worker; a worker that already
     # runs Keras on another backend raises a ValueError naming `backend` here.
     prepare_process(backend, config_dict.get("device", "auto"))
+    if backend == "jax":
+        share_compiled_programs()
     import keras
 
     from keras_sgdplus.lab.config import TrainingConfig
@@ -162,6 +177,43 @@ def train_run(config_dict: dict, runs_dir: str, sweep_id: str, backend: str) -> 
     finally:
         _TRAINING.remove(stop)
     return {"run_id": run_id, "status": store.load_meta(run_id)["status"]}
+
+
+def jax_cache_dir() -> str | None:
+    """Where a sweep's JAX workers keep compiled programs: $SGDPLUS_JAX_CACHE_DIR ("off":
+    nowhere), else a folder of this user in the machine's temporary folder (compiled
+    code is for this machine's CPU or GPU, so it is not kept in a folder shared between
+    machines)."""
+    chosen = os.environ.get("SGDPLUS_JAX_CACHE_DIR")
+    if chosen == "off":
+        return None
+    if chosen:
+        return chosen
+    return str(Path(tempfile.gettempdir()) / f"keras-sgdplus-jax-cache-{os.getuid()}")
+
+
+def share_compiled_programs() -> None:
+    """JAX's persistent compilation cache (`jax_cache_dir`), every program kept, at most
+    1 GiB (see below): compiling a run's programs is most of a short run (3.5 of 4 s for 5 epochs of
+    digits on a 2-core CPU), and the runs of a sweep compile the same programs (a learning
+    rate is a variable of the optimizer; the shapes and the other settings are mostly
+    shared), so a worker loads what it or another worker compiled before. The same
+    program gives the same executable, so the losses do not change (tests compare a
+    sweep's runs with fresh processes that compile their own). A cache the user set up
+    (JAX_COMPILATION_CACHE_DIR, or jax.config) is left as it is. JAX bounds the folder
+    (least recently used entries go) only with the `filelock` package installed; without
+    it, the folder grows by each new program (under 1 MB for a digits run), and may be
+    deleted at any time."""
+    import jax
+
+    folder = jax_cache_dir()
+    if folder is None or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    if jax.config.jax_compilation_cache_dir is None:  # type: ignore[attr-defined]
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        if importlib.util.find_spec("filelock") is not None:  # JAX's bound needs it
+            jax.config.update("jax_compilation_cache_max_size", 2**30)
 
 
 @contextlib.contextmanager
@@ -249,9 +301,13 @@ def _run_sweep(
     try:
         if on_created is not None:
             on_created(sweep_id)
-        status, error = _coordinate(
-            spec, runs_dir, store, sweep_id, cluster, workers, backend, on_run_done
-        )
+        try:
+            status, error = _coordinate(
+                spec, runs_dir, store, sweep_id, cluster, workers, backend, on_run_done
+            )
+        except KeyboardInterrupt:  # Ctrl-C while the workers started or stopped: no run
+            _stop_live_runs(runs_dir, sweep_id, wait_s=STOP_WAIT_SECONDS)  # goes on alone
+            status, error = "stopped", None
         store.update(sweep_id, status=status, error=error)
     except BaseException as exception:
         with contextlib.suppress(Exception):
@@ -305,7 +361,7 @@ def _coordinate(
     client, local = _start_client(cluster, count, backend)
     errors: list[str] = []
     try:
-        client.register_plugin(_stop_on_sigterm_plugin(), name=PLUGIN_NAME)
+        client.register_plugin(_stop_on_signals_plugin(), name=PLUGIN_NAME)
         futures = [
             client.submit(
                 train_run,

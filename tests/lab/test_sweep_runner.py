@@ -135,14 +135,10 @@ def loopback_cluster(tmp_path):
             client.wait_for_workers(2, timeout=60)
         yield address
     finally:
-        for process in reversed(processes):
-            process.terminate()
         for process in processes:
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process.kill()  # each `dask worker`'s own worker process exits with its parent
+        for process in processes:
+            process.wait()
 
 
 def test_a_sweep_through_a_loopback_cluster_stores_the_same_runs(local_sweep, loopback_cluster):
