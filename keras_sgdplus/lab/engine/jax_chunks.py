@@ -16,8 +16,10 @@ the epoch's order (`engine.order.epoch_order`). The epoch loop is `chunks.chunke
 JAX dispatches asynchronously, so the host records one chunk while the next runs. The state
 (weights, optimizer slots, metrics) is carried from call to call as arrays, and goes back
 into the Keras variables at each epoch's end. The weight snapshots that fall inside a chunk
-(`engine.snapshots`) are written by the program into the buffer it returns, under a
-`lax.cond`, so only the steps that keep one flatten the weights.
+(`engine.snapshots`) are written by the program into the buffer it returns: the chunk's
+loop runs in segments that end at its snapshot steps, each segment then copies the weights
+into its row (a copy under a `lax.cond` at every step made XLA copy the whole buffer at
+every step).
 """
 
 from __future__ import annotations
@@ -127,26 +129,29 @@ class JaxChunks:
         def chunk(
             state: State, x: Any, y: Any, order: Any, first: Any, count: Any, snap_at: Any
         ) -> Any:
-            def body(i: Any, carry: Any) -> Any:
-                state, outputs, snapshots = carry
+            # segment j runs the steps up to bounds[j] and copies the weights into row j:
+            # bounds[j] = snap_at[j] (count for an unused row), and a last segment runs to
+            # `count` and writes its copy into the spare row at the end, which is not read
+            bounds = jnp.concatenate(
+                [jnp.where(snap_at > 0, snap_at, count), jnp.asarray(count)[None]]
+            )
+
+            def step_body(i: Any, carry: Any) -> Any:
+                state, outputs = carry
                 start = (first + i) * size
                 indices = jax.lax.dynamic_slice_in_dim(order, start, size)
                 state, out = step(state, x[indices], y[indices])
-                hit = snap_at == i + 1  # the weights after i + 1 steps are kept in row j
-                snapshots = jax.lax.cond(
-                    jnp.any(hit),
-                    lambda rows: rows.at[jnp.argmax(hit)].set(flatten(state[0])),
-                    lambda rows: rows,
-                    snapshots,
-                )
-                return state, outputs.at[:, i].set(out), snapshots
+                return state, outputs.at[:, i].set(out)
+
+            def segment(j: Any, carry: Any) -> Any:
+                state, outputs, snapshots = carry
+                begin = jnp.where(j > 0, bounds[jnp.maximum(j - 1, 0)], 0)
+                state, outputs = jax.lax.fori_loop(begin, bounds[j], step_body, (state, outputs))
+                return state, outputs, snapshots.at[j].set(flatten(state[0]))
 
             outputs = jnp.full((3, capacity), jnp.nan, dtype="float32")
-            snapshots = jnp.zeros((snap_at.shape[0], weights), dtype="float32")
-            state, outputs, snapshots = jax.lax.fori_loop(
-                0, count, body, (state, outputs, snapshots)
-            )
-            return state, outputs, snapshots
+            snapshots = jnp.zeros((snap_at.shape[0] + 1, weights), dtype="float32")
+            return jax.lax.fori_loop(0, snap_at.shape[0] + 1, segment, (state, outputs, snapshots))
 
         def last_batch(state: State, x: Any, y: Any, indices: Any) -> Any:
             state, out = step(state, x[indices], y[indices])

@@ -14,7 +14,8 @@ into the chunk's buffer:
     grad_norm_i   sqrt(sum over all gradients of g**2), the gradient's global norm
 
 and the weight snapshots that fall inside the chunk (`engine.snapshots`), written into the
-buffer it returns under a `tf.cond`, so only the steps that keep one copy the weights.
+buffer it returns: the loop runs in segments that end at the snapshot steps, and each
+segment then copies the weights into its row.
 The model's variables are updated in place, so the model is an ordinary Keras model between
 calls. Keras's `fit` with `steps_per_execution` > 1 runs its loop in TensorFlow's graph
 executor, one `tf.data` element and one XLA call per step, on two threads: this program is
@@ -82,33 +83,37 @@ class TfChunks:
         self.validation = self.validation.batch(val_batch)
         self.order: Any = None
         step = make_step(model)
-        size, capacity = batch_size, self.capacity
+        size, capacity, rows = batch_size, self.capacity, snapshot_rows
         variables = model.trainable_variables
         weights = sum(int(np.prod(v.shape)) for v in variables)
 
         def chunk(x: Any, y: Any, order: Any, first: Any, count: Any, snap_at: Any) -> Any:
-            def body(i: Any, outputs: Any, snapshots: Any) -> Any:
+            # segment j runs the steps up to bounds[j] and copies the weights into row j:
+            # bounds[j] = snap_at[j] (count for an unused row), and a last segment runs to
+            # `count` and writes its copy into the spare row at the end, which is not read
+            bounds = tf.concat([tf.where(snap_at > 0, snap_at, count), count[None]], 0)
+
+            def step_body(i: Any, end: Any, outputs: Any) -> Any:
                 # a gather, not a slice: XLA's slice would take `first` as a compile-time
                 # constant and compile the program again for every chunk
                 indices = tf.gather(order, (first + i) * size + tf.range(size))
                 out = step(tf.gather(x, indices), tf.gather(y, indices))
                 where = tf.stack([tf.range(3), tf.fill([3], i)], axis=1)
-                hit = tf.equal(snap_at, i + 1)  # the weights after i + 1 steps go in row j
+                return i + 1, end, tf.tensor_scatter_nd_update(outputs, where, out)
 
-                def keep() -> Any:
-                    row = tf.argmax(tf.cast(hit, tf.int32), output_type=tf.int32)
-                    flat = tf.concat(
-                        [tf.reshape(tf.cast(v, tf.float32), [-1]) for v in variables], 0
-                    )
-                    return tf.tensor_scatter_nd_update(snapshots, [[row]], flat[None])
-
-                snapshots = tf.cond(tf.reduce_any(hit), keep, lambda: snapshots)
-                return i + 1, tf.tensor_scatter_nd_update(outputs, where, out), snapshots
+            def segment(j: Any, outputs: Any, snapshots: Any) -> Any:
+                begin = tf.where(j > 0, bounds[tf.maximum(j - 1, 0)], 0)
+                _, _, outputs = tf.while_loop(
+                    lambda i, end, _: i < end, step_body, (begin, bounds[j], outputs)
+                )
+                flat = tf.concat([tf.reshape(tf.cast(v, tf.float32), [-1]) for v in variables], 0)
+                snapshots = tf.tensor_scatter_nd_update(snapshots, [[j]], flat[None])
+                return j + 1, outputs, snapshots
 
             outputs = tf.fill([3, capacity], float("nan"))
-            snapshots = tf.zeros([tf.shape(snap_at)[0], weights], tf.float32)
+            snapshots = tf.zeros([rows + 1, weights], tf.float32)
             _, outputs, snapshots = tf.while_loop(
-                lambda i, *_: i < count, body, (tf.constant(0), outputs, snapshots)
+                lambda j, *_: j < rows + 1, segment, (tf.constant(0), outputs, snapshots)
             )
             return outputs, snapshots
 
