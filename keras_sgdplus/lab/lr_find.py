@@ -172,8 +172,18 @@ def valley(rates: np.ndarray, smoothed: np.ndarray) -> int:
 
 
 def minimum_tenth(rates: np.ndarray, smoothed: np.ndarray) -> float:
-    """fastai's `minimum`: the rate of the lowest smoothed loss (with fastai's trim), divided
-    by ten: a decade back from where the loss stops falling."""
+    """fastai's `minimum` (fastai/callback/schedule.py, `lr_min / 10`): the rate of the
+    lowest smoothed loss with fastai's trim (steps n // 10 .. n - 6), divided by ten,
+
+        i* = argmin_{n // 10 <= i <= n - 6} smoothed_i,        suggestion = rate_{i*} / 10,
+
+    a decade back from where the loss stops falling. Why a decade: trained for a few epochs
+    at a constant rate, the validation accuracy rises with the rate to a plateau that ends
+    in a cliff (training blows up), and the lowest smoothed loss of the sweep lies at about
+    the cliff's edge; how close to the edge the best rate lies changes from set to set and
+    seed to seed more than the curve shows, so a tenth keeps clear of the edge and still
+    lands on the plateau, where a fifth or a third falls off it on some sets
+    (`benchmarks/lr_find_rules.py`)."""
     part = _trimmed(len(smoothed), len(smoothed) // 10, 5)
     index = int(np.argmin(smoothed[part])) + (part.start or 0)
     return float(rates[index]) / 10.0

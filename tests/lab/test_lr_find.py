@@ -94,6 +94,27 @@ def test_minimum_tenth_is_a_decade_below_the_lowest_loss():
     assert lr_find.minimum_tenth(rates, losses) == pytest.approx(rates[60] / 10)
 
 
+@pytest.mark.parametrize("n", [100, 57, 23])
+def test_the_default_rule_on_a_noisy_range_test_against_a_plain_recomputation(n):
+    """The default rule on a noisy curve that falls, flattens and blows up, as a range test
+    records it (smoothed, cut at the stop), against a loop over fastai's kept steps
+    (n // 10 .. n - 6): the rate of the lowest smoothed loss there, over ten."""
+    rng = np.random.default_rng(n)
+    rates = lr_find.swept_rates(1e-7, 10.0, n)
+    x = np.log10(rates)
+    raw = 2.3 / (1 + np.exp(2.0 * (x + 2.5))) + 0.2 + np.exp(6.0 * x) + rng.normal(0, 0.15, n)
+    result = lr_find.make_result(rates, raw)
+    kept = len(result.smoothed)
+    assert kept < n or n < 50  # the blow-up stops the longer tests
+    lowest, at = math.inf, -1
+    for i in range(kept // 10, kept - 5):
+        if result.smoothed[i] < lowest:
+            lowest, at = result.smoothed[i], i
+    assert result.rule == lr_find.DEFAULT_RULE == "minimum_tenth"
+    assert result.suggestion == pytest.approx(rates[at] / 10, rel=1e-12)
+    assert result.suggestion == pytest.approx(result.suggestion_by("minimum_tenth"))
+
+
 def test_every_rule_answers_on_a_curve_that_diverged_early():
     rates, losses = curve([2.0, 1.9, 1.7])
     for rule in lr_find.RULES:
