@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import logging
 import os
 import signal
@@ -365,7 +366,7 @@ def _coordinate(
         futures = [
             client.submit(
                 train_run,
-                config.to_dict(),
+                configs[index].to_dict(),
                 str(runs_dir),
                 sweep_id,
                 backend,
@@ -373,7 +374,7 @@ def _coordinate(
                 pure=False,
                 retries=0,
             )
-            for index, config in enumerate(configs)
+            for index in submission_order(configs)  # Dask starts tasks first come, first served
         ]
         pending = set(futures)
         while pending:
@@ -410,6 +411,24 @@ def _coordinate(
             errors
         ) == 1 else f"{errors[0]} (and {len(errors) - 1} more)"
     return ("stopped" if store.stop_requested(sweep_id) else "completed"), None
+
+
+def submission_order(configs: list[Any]) -> list[int]:
+    """The order the runs are submitted in: first one run of each compiled program, then
+    the others in the grid's order. Runs that differ only in learning rate and seed
+    compile the same programs (the rate is a variable of the optimizer), which the
+    workers share through the compile cache (`share_compiled_programs`); submitted in the
+    grid's order, the workers would start by compiling the same program side by side."""
+    seen: set[str] = set()
+    firsts: list[int] = []
+    others: list[int] = []
+    for index, config in enumerate(configs):
+        data = config.to_dict()
+        data["optimizer"] = {**data["optimizer"], "learning_rate": None}
+        program = json.dumps({**data, "seed": None}, sort_keys=True)
+        (others if program in seen else firsts).append(index)
+        seen.add(program)
+    return firsts + others
 
 
 def _live_runs_of(runs_dir: Path, sweep_id: str) -> list[str]:
