@@ -302,13 +302,10 @@ def _run_sweep(
     try:
         if on_created is not None:
             on_created(sweep_id)
-        try:
+        with _stop_on_signals_here(store, sweep_id):
             status, error = _coordinate(
                 spec, runs_dir, store, sweep_id, cluster, workers, backend, on_run_done
             )
-        except KeyboardInterrupt:  # Ctrl-C while the workers started or stopped: no run
-            _stop_live_runs(runs_dir, sweep_id, wait_s=STOP_WAIT_SECONDS)  # goes on alone
-            status, error = "stopped", None
         store.update(sweep_id, status=status, error=error)
     except BaseException as exception:
         with contextlib.suppress(Exception):
@@ -319,6 +316,29 @@ def _run_sweep(
     finally:
         store.release(sweep_id)
     return sweep_id
+
+
+@contextlib.contextmanager
+def _stop_on_signals_here(store: SweepStore, sweep_id: str) -> Iterator[None]:
+    """While the coordinator runs in the main thread, SIGINT (Ctrl-C on `sgdplus sweep`)
+    and SIGTERM request the sweep's stop (`SweepStore.request_stop`), which its loop polls:
+    a KeyboardInterrupt raised inside Dask's client calls would not reach it. The previous
+    handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+
+    def stop(*_: Any) -> None:
+        store.request_stop(sweep_id)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _start_client(cluster: str | None, workers: int, backend: str) -> tuple[Any, Any]:
@@ -361,6 +381,7 @@ def _coordinate(
     count = min(workers or os.cpu_count() or 1, len(configs))
     client, local = _start_client(cluster, count, backend)
     errors: list[str] = []
+    reported: set[str] = set()
     try:
         client.register_plugin(_stop_on_signals_plugin(), name=PLUGIN_NAME)
         futures = [
@@ -382,9 +403,6 @@ def _coordinate(
                 done, pending = wait(pending, timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 done = set()
-            except KeyboardInterrupt:  # Ctrl-C in `sgdplus sweep`: stop the sweep
-                store.request_stop(sweep_id)
-                continue
             for future in done:
                 if future.status == "error":
                     error = future.exception()
@@ -393,13 +411,16 @@ def _coordinate(
                 if future.status != "finished":
                     continue
                 result = future.result()
-                if result["run_id"] is not None and on_run_done is not None:
-                    on_run_done(result["run_id"], result["status"])
+                if result["run_id"] is not None:
+                    reported.add(result["run_id"])
+                    if on_run_done is not None:
+                        on_run_done(result["run_id"], result["status"])
             if pending and store.stop_requested(sweep_id):
                 client.cancel(list(pending))  # the tasks not started never create a run
                 pending = set()
         if store.stop_requested(sweep_id):
             _stop_live_runs(runs_dir, sweep_id, wait_s=STOP_WAIT_SECONDS)
+            _report_the_others(runs_dir, sweep_id, reported, on_run_done)
     finally:
         with contextlib.suppress(Exception):
             client.unregister_worker_plugin(PLUGIN_NAME)
@@ -429,6 +450,24 @@ def submission_order(configs: list[Any]) -> list[int]:
         (others if program in seen else firsts).append(index)
         seen.add(program)
     return firsts + others
+
+
+def _report_the_others(
+    runs_dir: Path,
+    sweep_id: str,
+    reported: set[str],
+    on_run_done: Callable[[str, str], None] | None,
+) -> None:
+    """`on_run_done` for the runs of a stopped sweep whose tasks were cancelled while they
+    trained (their results never came back; the runs ended `stopped` all the same)."""
+    from keras_sgdplus.lab.runs import RunStore
+    from keras_sgdplus.lab.sweeps import runs_of
+
+    if on_run_done is None:
+        return
+    for row in runs_of(RunStore(runs_dir).list_runs(), sweep_id):
+        if row.run_id not in reported:
+            on_run_done(row.run_id, row.status)
 
 
 def _live_runs_of(runs_dir: Path, sweep_id: str) -> list[str]:

@@ -237,3 +237,34 @@ def test_stop_stops_queued_and_running_runs_and_delete_removes_the_sweep(tmp_pat
     assert store.list_runs() == []
     with pytest.raises(ValueError, match="unknown sweep"):
         sweeps.load(sweep_id)
+
+
+def test_ctrl_c_on_sgdplus_sweep_stops_the_sweep(tmp_path):
+    """Ctrl-C reaches `sgdplus sweep` and its local workers (one process group): the
+    running runs end `stopped`, reported on stderr, no other run starts, the sweep ends
+    `stopped` and its id is printed last."""
+    command = [SCRIPT, "sweep", "--dataset", "digits", "--epochs", "10000", "--batch-size"]
+    command += ["64", "--learning-rate", "0.01,0.02,0.03", "--runs-dir", tmp_path]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        store = RunStore(tmp_path)
+        wait_for(
+            lambda: (
+                sum(len(store.load_curve(r.run_id, "epochs")) >= 1 for r in store.list_runs()) >= 2
+            ),
+            what="two runs training",
+        )
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, err
+    sweep_id = out.strip().splitlines()[-1]
+    assert SweepStore(tmp_path).load(sweep_id)["status"] == "stopped"
+    runs = runs_of(store.list_runs(), sweep_id)
+    assert len(runs) == 2
+    assert all(row.status == "stopped" for row in runs)
+    assert err.count(" stopped ") == 2  # a line per run
