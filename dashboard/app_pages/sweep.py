@@ -31,6 +31,10 @@ HELP = {
     "START:STOP:Nlog (evenly spaced in log): 1e-3:1:4log is 0.001, 0.01, 0.1, 1.",
     "seeds": "A count (3: seeds 0, 1, 2) or a list (0,5,7). Each configuration trains once per "
     "seed; the results pool the seeds (mean and sample standard deviation).",
+    "cluster": "Empty: the runs train on this machine, one worker process per core. A Dask "
+    "scheduler's address (tcp://host:8786, started with `dask scheduler` and joined by `dask "
+    "worker ADDRESS` on each machine): the runs train there, into this runs folder, which "
+    "must be the same path on every machine.",
     "heatmap": sweep_results.HEATMAP_RULE,
     "band": "min-max: the band spans the seeds' lowest and highest value at each step; std: "
     "the mean plus and minus one sample standard deviation across seeds.",
@@ -103,8 +107,9 @@ def pick_fixed() -> tuple[dict, dict]:
     return fields, {"task": info.task, "input_shape": info.input_shape}
 
 
-def pick_swept() -> tuple[dict[str, str], str, str]:
-    """The values of each sweepable setting (text), the seeds and the sweep's name."""
+def pick_swept() -> tuple[dict[str, str], str, str, str]:
+    """The values of each sweepable setting (text), the seeds, the sweep's name and the
+    Dask cluster it runs on ("": this machine)."""
     st.markdown("**Values** (several, separated by commas, sweep a setting)")
     columns = st.columns(3)
     texts = {}
@@ -115,12 +120,19 @@ def pick_swept() -> tuple[dict[str, str], str, str]:
     seeds_column, name_column = st.columns([1, 2])
     seeds = seeds_column.text_input("Seeds", "2", key="sweep_seeds", help=HELP["seeds"])
     name = name_column.text_input("Sweep name", "sweep", max_chars=200, key="sweep_name")
-    return texts, seeds, name
+    cluster = st.text_input(
+        "Dask cluster (optional)",
+        "",
+        placeholder="this machine",
+        key="sweep_cluster",
+        help=HELP["cluster"],
+    )
+    return texts, seeds, name, cluster.strip()
 
 
 def new_sweep_form(store: RunStore) -> None:
     fields, data = pick_fixed()
-    texts, seeds, name = pick_swept()
+    texts, seeds, name, cluster = pick_swept()
     try:
         base = run_config.TrainingConfig.from_dict(fields)
         run_config.check_model_fits(base.model, data["task"], data["input_shape"])
@@ -134,11 +146,12 @@ def new_sweep_form(store: RunStore) -> None:
     grid = f"{axes} x {len(spec.seeds)} seeds" if axes else f"{len(spec.seeds)} seeds"
     runs_column, time_column = st.columns([1, 3])
     runs_column.metric("Runs", spec.run_count, help=grid)
-    time_column.markdown(f"**{spec.run_count} runs** ({grid}).  \n{estimate.text}")
+    where = " On a cluster, the time depends on its workers." if cluster else ""
+    time_column.markdown(f"**{spec.run_count} runs** ({grid}).  \n{estimate.text}{where}")
     if st.button("Start sweep", type="primary", key="sweep_start"):
         try:
             with st.spinner("Starting the sweep's coordinator…"):
-                sweep_id = sweep_runner().start_sweep(spec, store.root)
+                sweep_id = sweep_runner().start_sweep(spec, store.root, cluster=cluster or None)
         except (ValueError, RuntimeError, ImportError) as error:
             st.error(f"The sweep did not start: {error}")
             return

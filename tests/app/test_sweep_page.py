@@ -69,7 +69,9 @@ def best_val_losses(runs_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_renders_without_sweeps_and_counts_the_runs_of_the_chosen_values(page: Page):
+def test_renders_without_sweeps_and_counts_the_runs_of_the_chosen_values(
+    page: Page, runs_dir: Path
+):
     at = page("sweep")
     no_failures(at)
     assert any("No sweep yet" in info.value for info in at.info)
@@ -85,6 +87,19 @@ def test_renders_without_sweeps_and_counts_the_runs_of_the_chosen_values(page: P
     assert "About " in text
     assert "steps/s" in text  # no completed run in the store: the stated default pace
     assert button(at, "sweep_start")
+
+    at.text_input(key="sweep_cluster").set_value("not an address")
+    at.run()
+    assert "On a cluster, the time depends on its workers." in " ".join(
+        m.value for m in at.markdown
+    )
+    button(at, "sweep_start").click().run()
+    no_failures(at)
+    (message,) = errors(at)
+    assert "`cluster`" in message
+    assert "not an address" in message
+    assert not SweepStore(runs_dir).list_sweeps()  # nothing started
+    at.text_input(key="sweep_cluster").set_value("")
 
     at.text_input(key="sweep_axis_momentum").set_value("0,1.5")
     at.run()
