@@ -200,10 +200,13 @@ RULES: dict[str, Rule] = {
 }
 #: Chosen by `benchmarks/lr_find_rules.py` (the README's table): over the bundled and the
 #: generated classification sets x 3 seeds, 5 epochs of plain SGD at `minimum_tenth`'s rate
-#: came within 1.2 points of the best rate's validation accuracy on average (6.7 at worst),
-#: `valley` within 5.6 (48 at worst: too low a rate on small sets), `steepest` within 7.4
-#: (47 at worst: the smoothed curve's steepest fall lags into the blow-up, or lands in the
-#: noise of the first steps).
+#: came within 0.9 points of the best rate's validation accuracy on average and 4.0 at worst
+#: (circle seed 2; 3.3 = one of 30 samples on iris), each rate scored by the mean of 3
+#: batch orders; the lowest smoothed loss's rate over 5 or over 3 within 1.5 and 2.6 on
+#: average but 9.7 and 12.7 at worst (past the end of the plateau on circle), `valley`
+#: within 6.2 (48 at worst: too low a rate on small sets), `steepest` within 7.4 (46 at
+#: worst: the smoothed curve's steepest fall lags into the blow-up, or lands in the noise
+#: of the first steps).
 DEFAULT_RULE = "minimum_tenth"
 
 
