@@ -195,6 +195,25 @@ def read_handshake(handshake: IO[bytes], timeout: float) -> tuple[str, str]:
     return kind, message
 
 
+def await_start(
+    process: subprocess.Popen, handshake: IO[bytes], expected: str, timeout: float, what: str
+) -> str:
+    """The message of the worker's `expected` answer (`read_handshake`): ValueError with
+    its message when it refused (an "error" line), RuntimeError naming `what` (e.g. "the
+    landscape worker") when it exited or said nothing within `timeout` seconds."""
+    kind, message = read_handshake(handshake, timeout)
+    if kind == "error":
+        raise ValueError(message)
+    if kind != expected:
+        process.poll()
+        raise RuntimeError(
+            f"{what.capitalize()} did not start within {timeout:g} s."
+            if process.returncode is None
+            else f"{what.capitalize()} exited (code {process.returncode}) before it started."
+        )
+    return message
+
+
 def request_stop(store: RunStore, run_id: str) -> bool:
     """Asks the worker of a running run to stop after its current chunk of steps; False if
     none is training it.
@@ -231,14 +250,5 @@ def start_landscape(
     arguments: list[str | os.PathLike] = [Path(runs_dir), run_id]
     payload = {"options": options, "backend": backend}
     process, handshake = spawn_worker("keras_sgdplus.lab.landscape_worker", arguments, payload)
-    kind, message = read_handshake(handshake, timeout)
-    if kind == "error":
-        raise ValueError(message)
-    if kind != "started":
-        process.poll()
-        raise RuntimeError(
-            f"The landscape worker did not start within {timeout:g} s."
-            if process.returncode is None
-            else f"The landscape worker exited (code {process.returncode}) before it started."
-        )
+    await_start(process, handshake, "started", timeout, "the landscape worker")
     return process

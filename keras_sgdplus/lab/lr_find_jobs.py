@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from keras_sgdplus.lab import lr_find
 from keras_sgdplus.lab.config import OptimizerSpec, ScheduleSpec, TrainingConfig
-from keras_sgdplus.lab.jobs import read_handshake, spawn_worker
+from keras_sgdplus.lab.jobs import await_start, spawn_worker
 
 __all__ = ["FOLDER", "LrFindStore", "default_options", "settings_key", "start_lr_find"]
 
@@ -154,10 +154,6 @@ def start_lr_find(
     key = settings_key(config, options)
     payload = {"config": config.to_dict(), "options": options}
     worker = "keras_sgdplus.lab.lr_find_worker"
-    _, handshake = spawn_worker(worker, [Path(runs_dir), key], payload)
-    kind, message = read_handshake(handshake, timeout)
-    if kind == "error":
-        raise ValueError(message)
-    if kind != "started":
-        raise RuntimeError(f"The range-test worker did not start within {timeout:g} s.")
+    process, handshake = spawn_worker(worker, [Path(runs_dir), key], payload)
+    await_start(process, handshake, "started", timeout, "the range-test worker")
     return key

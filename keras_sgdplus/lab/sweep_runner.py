@@ -508,7 +508,7 @@ def start_sweep(
     its own, so the sweep outlives its caller) that runs `run_sweep`; returns the sweep's id
     once its record exists. ValueError with the coordinator's message when it refuses (no
     backend installed, bad `workers` or `cluster`)."""
-    from keras_sgdplus.lab.jobs import read_handshake, spawn_worker
+    from keras_sgdplus.lab.jobs import await_start, spawn_worker
 
     if not isinstance(spec, SweepSpec):
         raise ValueError(f"`spec` must be a SweepSpec. Received: spec={spec!r}")
@@ -518,16 +518,7 @@ def start_sweep(
         "workers": _check_workers(workers),
     }
     process, handshake = spawn_worker("keras_sgdplus.lab.sweep_worker", [Path(runs_dir)], payload)
-    kind, message = read_handshake(handshake, START_TIMEOUT)
-    if kind == "error":
-        raise ValueError(message)
-    if kind != "sweep_id":
-        process.poll()
-        raise RuntimeError(
-            f"The sweep's coordinator did not start within {START_TIMEOUT:g} s."
-            if process.returncode is None
-            else f"The sweep's coordinator exited (code {process.returncode}) before it started."
-        )
+    message = await_start(process, handshake, "sweep_id", START_TIMEOUT, "the sweep's coordinator")
     return validate_sweep_id(message)
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_sgdplus.lab.config import MAX_SEED, TrainingConfig, parse_batch_size
+from keras_sgdplus.lab.runs import is_locked
 
 __all__ = [
     "MAX_SWEEP_RUNS",
@@ -273,21 +274,6 @@ def validate_sweep_id(sweep_id: Any) -> str:
     return sweep_id
 
 
-def _lock_held(path: Path) -> bool:
-    """Whether a process holds an `flock` on `path` (False when the file is gone)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
 class SweepStore:
     """The sweeps of a runs folder: one JSON record each in `.sweeps/`, written atomically.
 
@@ -339,7 +325,7 @@ class SweepStore:
 
     def coordinated(self, sweep_id: str) -> bool:
         """Whether a live coordinator holds the sweep (`hold`)."""
-        return sweep_id in self._held or _lock_held(self._lock_path(sweep_id))
+        return sweep_id in self._held or is_locked(self._lock_path(sweep_id))
 
     def request_stop(self, sweep_id: str) -> None:
         """Asks the sweep to stop: a file its coordinator and its runs poll, from any host
