@@ -353,15 +353,41 @@ def _start_client(cluster: str | None, workers: int, backend: str) -> tuple[Any,
             raise ValueError(
                 f"no Dask scheduler answered at {cluster}: {error}. Received: cluster={cluster!r}"
             ) from None
-    local = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-        env={"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
+    environment = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # set before the worker processes are spawned, not only once they run: a spawned
+    # process first re-imports this process's main module (a user's script that imports
+    # Keras, a page script Streamlit's AppTest left as __main__), which would load Keras
+    # on the backend this process's environment names
+    with _environ_while_spawning(environment):
+        local = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+            env=environment,
+        )
     return Client(local), local
+
+
+@contextlib.contextmanager
+def _environ_while_spawning(environment: dict[str, str]) -> Iterator[None]:
+    """`environment` in this process's environment while Dask's Nanny spawns the worker
+    processes (its pre-spawn environment: Dask gives an existing variable precedence over
+    its config, so both are set), and this process's own values put back after."""
+    import dask
+
+    before = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environment}):
+            yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _coordinate(

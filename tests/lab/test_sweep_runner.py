@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -62,11 +63,23 @@ def assert_same_losses(runs_a, run_a, runs_b, run_b):
 
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory):
+    """The tiny sweep run here, from a process whose main module imports Keras and whose
+    environment names TensorFlow (as after Streamlit's AppTest, which leaves a page script
+    as __main__): a spawned worker re-imports that module first, so the sweep's backend
+    (auto: JAX) must be in its environment before it is spawned."""
     runs_dir = tmp_path_factory.mktemp("local")
+    script = tmp_path_factory.mktemp("main") / "imports_keras.py"
+    script.write_text("import keras\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
     done = []
-    sweep_id = run_sweep(
-        tiny_spec(), runs_dir, workers=2, on_run_done=lambda run, status: done.append(run)
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "__main__", main)
+        patch.setenv("KERAS_BACKEND", "tensorflow")
+        sweep_id = run_sweep(
+            tiny_spec(), runs_dir, workers=2, on_run_done=lambda run, status: done.append(run)
+        )
+        assert os.environ["KERAS_BACKEND"] == "tensorflow"  # this process's, put back
     return runs_dir, sweep_id, done
 
 
@@ -95,6 +108,7 @@ def test_each_run_equals_the_same_config_trained_alone(local_sweep, tmp_path):
     alone in a fresh process."""
     runs_dir, sweep_id, _ = local_sweep
     runs = sweep_runs(runs_dir, sweep_id)
+    assert len(runs) == len(AXES["learning_rate"]) * len(SEEDS)
     started = {}
     for key, row in runs.items():
         config = TrainingConfig.from_dict(row.config)
