@@ -24,7 +24,6 @@ the grid's order.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import math
 import os
@@ -42,6 +41,7 @@ from keras_sgdplus.lab.sweeps import (
     SweepSpec,
     SweepStore,
     config_with,
+    configurations,
     parse_axis_values,
     parse_seeds,
     runs_of,
@@ -249,11 +249,7 @@ class SweepResults:
 def _grid(spec: SweepSpec) -> list[dict[str, Any]]:
     """Every configuration's settings in the grid's order, each value as a run's config
     stores it (a spec's 0 is a config's 0.0), so that runs match them exactly."""
-    grid = []
-    for values in itertools.product(*spec.axes.values()):
-        settings = dict(zip(spec.axes, values, strict=True))
-        grid.append(swept_settings(config_with(spec.base, settings), spec.axes))
-    return grid
+    return [swept_settings(config, spec.axes) for _, config in configurations(spec)]
 
 
 def _run_result(store: RunStore, run: RunSummary) -> RunResult:
@@ -588,8 +584,7 @@ def estimate_time(
     if not n_train:
         raise ValueError("the training-set size of this dataset is unknown: pass `n_train`")
     total_steps, seconds, measured, assumed = 0, 0.0, 0, 0
-    for values in itertools.product(*spec.axes.values()):
-        config = config_with(spec.base, dict(zip(spec.axes, values, strict=True)))
+    for _, config in configurations(spec):
         steps = _steps(config, n_train)
         pace = paces.get((config.dataset, config.batch_size))
         if pace is None:

@@ -48,6 +48,7 @@ __all__ = [
     "SweepSpec",
     "SweepStore",
     "config_with",
+    "configurations",
     "expand",
     "parse_axis_values",
     "parse_seeds",
@@ -232,18 +233,24 @@ def config_with(base: TrainingConfig, settings: Mapping[str, Any]) -> TrainingCo
     return TrainingConfig.from_dict(data)
 
 
-def expand(spec: SweepSpec, sweep_id: str = "") -> list[TrainingConfig]:
-    """Every run of the sweep: the product of the axes' values (first axis outermost), each
-    with every seed (innermost), tagged with the sweep's id and name."""
-    configs = []
+def configurations(spec: SweepSpec) -> list[tuple[dict[str, Any], TrainingConfig]]:
+    """Each configuration of the grid, seeds aside: its swept settings (axis -> value, as
+    given) and the base config with them, in the grid's order (first axis outermost)."""
+    grid = []
     for values in itertools.product(*spec.axes.values()):
         settings = dict(zip(spec.axes, values, strict=True))
-        for seed in spec.seeds:
-            config = config_with(spec.base, settings)
-            configs.append(
-                dataclasses.replace(config, seed=seed, sweep_id=sweep_id, sweep_name=spec.name)
-            )
-    return configs
+        grid.append((settings, config_with(spec.base, settings)))
+    return grid
+
+
+def expand(spec: SweepSpec, sweep_id: str = "") -> list[TrainingConfig]:
+    """Every run of the sweep: each of its `configurations`, with every seed (innermost),
+    tagged with the sweep's id and name."""
+    return [
+        dataclasses.replace(config, seed=seed, sweep_id=sweep_id, sweep_name=spec.name)
+        for _, config in configurations(spec)
+        for seed in spec.seeds
+    ]
 
 
 def swept_settings(
