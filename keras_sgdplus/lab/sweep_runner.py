@@ -249,6 +249,7 @@ def run_sweep(
     workers: int | None = None,
     sweep_id: str | None = None,
     on_run_done: Callable[[str, str], None] | None = None,
+    on_created: Callable[[str], None] | None = None,
 ) -> str:
     """Runs every config of `spec` (`sweeps.expand`) and returns the sweep's id; blocks.
 
@@ -259,30 +260,9 @@ def run_sweep(
     status)` is called as each run ends. The record ends `completed`, `stopped` (a stop was
     requested: `request_stop`, or Ctrl-C here) or `failed` with the error (a task that
     raised, or a scheduler that cannot be reached); a run that fails or diverges is that
-    run's status, not the sweep's.
+    run's status, not the sweep's. `on_created(sweep_id)` is called once the record exists
+    (the coordinator process answers `start_sweep` with it).
     """
-    return _run_sweep(
-        spec,
-        runs_dir,
-        cluster=cluster,
-        workers=workers,
-        sweep_id=sweep_id,
-        on_run_done=on_run_done,
-    )
-
-
-def _run_sweep(
-    spec: SweepSpec,
-    runs_dir: str | os.PathLike,
-    *,
-    cluster: str | None,
-    workers: int | None,
-    sweep_id: str | None,
-    on_run_done: Callable[[str, str], None] | None,
-    on_created: Callable[[str], None] | None = None,
-) -> str:
-    """`run_sweep`, and `on_created(sweep_id)` once the record exists (the coordinator
-    process answers `start_sweep` with it)."""
     from keras_sgdplus.lab.accelerators import resolve_backend
 
     if not isinstance(spec, SweepSpec):
@@ -498,24 +478,31 @@ def _report_the_others(
 
 def _live_runs_of(runs_dir: Path, sweep_id: str) -> list[str]:
     from keras_sgdplus.lab.runs import RunStore
+    from keras_sgdplus.lab.sweeps import runs_of
 
-    live = RunStore(runs_dir).list_runs(live_only=True)
-    return [row.run_id for row in live if row.readable and row.config.get("sweep_id") == sweep_id]
+    return [row.run_id for row in runs_of(RunStore(runs_dir).list_runs(live_only=True), sweep_id)]
+
+
+def _request_stop_of_live_runs(runs_dir: Path, sweep_id: str) -> list[str]:
+    """Sends each live run of the sweep its stop request (`RunStore.request_stop`); returns
+    their ids."""
+    from keras_sgdplus.lab.runs import RunStore
+
+    store = RunStore(runs_dir)
+    live = _live_runs_of(runs_dir, sweep_id)
+    for run_id in live:
+        with contextlib.suppress(ValueError):
+            store.request_stop(run_id)
+    return live
 
 
 def _stop_live_runs(runs_dir: Path, sweep_id: str, wait_s: float) -> None:
     """Asks each live run of the sweep to stop and waits (up to `wait_s`) until none is
     live: a run stops after its current chunk of steps."""
-    from keras_sgdplus.lab.runs import RunStore
-
-    store = RunStore(runs_dir)
     deadline = time.monotonic() + wait_s
     quiet = 0
     while time.monotonic() < deadline and quiet < 2:  # twice none: a starting run shows up
-        live = _live_runs_of(runs_dir, sweep_id)
-        for run_id in live:
-            with contextlib.suppress(ValueError):
-                store.request_stop(run_id)
+        live = _request_stop_of_live_runs(runs_dir, sweep_id)
         quiet = 0 if live else quiet + 1
         time.sleep(POLL_SECONDS)
 
@@ -553,14 +540,8 @@ def request_stop(runs_dir: str | os.PathLike, sweep_id: str) -> None:
     after their current chunk of steps (`stopped`, resumable), and the sweep ends
     `stopped`. Works from any process or host that shares the runs folder; ValueError for
     an unknown sweep."""
-    from keras_sgdplus.lab.runs import RunStore
-
-    store = SweepStore(runs_dir)
-    store.request_stop(validate_sweep_id(sweep_id))
-    runs = RunStore(runs_dir)
-    for run_id in _live_runs_of(Path(runs_dir), sweep_id):
-        with contextlib.suppress(ValueError):
-            runs.request_stop(run_id)
+    SweepStore(runs_dir).request_stop(validate_sweep_id(sweep_id))
+    _request_stop_of_live_runs(Path(runs_dir), sweep_id)
 
 
 def delete_sweep(runs_dir: str | os.PathLike, sweep_id: str) -> None:

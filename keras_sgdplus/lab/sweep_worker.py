@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
             handshake.write(f"{kind} {' '.join(text.split())}\n")  # one line
             handshake.close()  # the caller reads one line
 
-        from keras_sgdplus.lab.sweep_runner import _run_sweep
+        from keras_sgdplus.lab.sweep_runner import run_sweep
         from keras_sgdplus.lab.sweeps import SweepSpec, SweepStore
 
         started: list[str] = []
@@ -42,13 +42,11 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         try:
-            _run_sweep(
+            run_sweep(
                 SweepSpec.from_dict(payload["spec"]),
                 runs_dir,
                 cluster=payload.get("cluster"),
                 workers=payload.get("workers"),
-                sweep_id=None,
-                on_run_done=None,
                 on_created=created,
             )
         except (ValueError, KeyError, TypeError) as error:
