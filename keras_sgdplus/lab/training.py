@@ -32,7 +32,12 @@ from keras_sgdplus.lab.engine.common import TrainingArrays
 from keras_sgdplus.lab.engine.keras_fit import BatchLoss
 from keras_sgdplus.lab.engine.order import batch_sizes_of
 from keras_sgdplus.lab.engine.recorder import StepRecorder
-from keras_sgdplus.lab.engine.snapshots import WeightSnapshots, layout_of, most_snapshots
+from keras_sgdplus.lab.engine.snapshots import (
+    WeightSnapshots,
+    layout_of,
+    most_snapshots,
+    weight_count,
+)
 from keras_sgdplus.lab.models import build_model, loss_name, make_loss, metrics_for
 from keras_sgdplus.lab.optimizers import make_optimizer
 from keras_sgdplus.lab.runs import BackgroundBatchWriter, RunStore, RunWriter
@@ -238,7 +243,7 @@ def weight_snapshots(
     kept = store.snapshot_steps(writer.run_id) if first_step else []
     if not kept:
         writer.write_snapshot_layout(layout_of(model.trainable_variables))
-    size = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    size = weight_count(model.trainable_variables)
     snapshots = WeightSnapshots.planned(
         total_steps, writer.write_snapshot, kept, first_step, most_snapshots(size)
     )

@@ -144,26 +144,32 @@ def test_every_path_trains_as_the_numpy_reference(tmp_path, path, optimizer):
         assert run.epochs.loss[epoch] == pytest.approx(weighted, rel=1e-6)
 
 
+def momentum_trail(data, weights):
+    """The NumPy reference's weights after each step of `iris_config(momentum=0.9)`'s run
+    (the initial weights first), and its number of steps."""
+    n = len(data.x_train)
+    sizes = [16] * (n // 16) + ([n % 16] if n % 16 else [])
+    trail: list = []
+    reference_training(weights, data.x_train, data.y_train, sizes, 3, 5, 0.05, 0.9, False, trail)
+    return np.stack(trail), 3 * len(sizes)
+
+
 @pytest.mark.parametrize("path", ["auto", "keras_fit"])
 def test_weight_snapshots_hold_the_weights_after_their_steps(tmp_path, path, monkeypatch):
     """The ball's path (`engine.snapshots`): at most MOST_SNAPSHOTS copies, spread evenly
     from the initial weights to the last step, each equal to the NumPy reference's weights
-    after that many steps (chunks end exactly there)."""
+    after that many steps."""
     monkeypatch.setattr(snapshots, "MOST_SNAPSHOTS", 7)
     config = iris_config(momentum=0.9)
     data, weights = initial_weights(config)
     store = RunStore(tmp_path)
     run_id = run_training(config, store, path=path)
-    n = len(data.x_train)
-    sizes = [16] * (n // 16) + ([n % 16] if n % 16 else [])
-    trail: list = []
-    reference_training(weights, data.x_train, data.y_train, sizes, 3, 5, 0.05, 0.9, False, trail)
+    trail, total = momentum_trail(data, weights)
     kept = store.load_snapshots(run_id)
-    total = 3 * len(sizes)
     assert kept.steps.tolist() == sorted({round(s) for s in np.linspace(0, total, 7)})
     assert [item["shape"] for item in kept.layout] == [list(w.shape) for w in weights]
     np.testing.assert_allclose(kept.vectors[0], trail[0], rtol=0, atol=0)  # as initialised
-    np.testing.assert_allclose(kept.vectors, np.stack(trail)[kept.steps], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(kept.vectors, trail[kept.steps], rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("buffer_rows", [2, 200])
@@ -179,14 +185,10 @@ def test_a_chunk_keeps_the_snapshots_inside_it(tmp_path, monkeypatch, buffer_row
     assert snapshots.buffer_rows(size) == min(buffer_rows, snapshots.MOST_SNAPSHOTS)
     store = RunStore(tmp_path)
     run_id = run_training(config, store)
-    n = len(data.x_train)
-    sizes = [16] * (n // 16) + ([n % 16] if n % 16 else [])
-    trail: list = []
-    reference_training(weights, data.x_train, data.y_train, sizes, 3, 5, 0.05, 0.9, False, trail)
+    trail, total = momentum_trail(data, weights)
     kept = store.load_snapshots(run_id)
-    total = 3 * len(sizes)
     assert kept.steps.tolist() == sorted({round(s) for s in np.linspace(0, total, 13)})
-    np.testing.assert_allclose(kept.vectors, np.stack(trail)[kept.steps], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(kept.vectors, trail[kept.steps], rtol=1e-4, atol=1e-6)
 
 
 def test_a_resumed_run_keeps_the_snapshots_of_an_uninterrupted_one(tmp_path):

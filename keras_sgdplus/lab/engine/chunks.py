@@ -33,7 +33,7 @@ from keras_sgdplus.lab.engine.common import (
 )
 from keras_sgdplus.lab.engine.order import epoch_order
 from keras_sgdplus.lab.engine.recorder import StepRecorder
-from keras_sgdplus.lab.engine.snapshots import buffer_rows
+from keras_sgdplus.lab.engine.snapshots import buffer_rows, weight_count
 
 
 class ChunkPrograms(Protocol):
@@ -81,7 +81,7 @@ def chunked_path(
     ) -> None:
         """Trains `model` (compiled) over `epochs`, recording every step."""
         build_compiled_parts(model, arrays)
-        weights = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+        weights = weight_count(model.trainable_variables)
         rows = buffer_rows(weights) if recorder.snapshots is not None else 1
         programs = programs_of(model, arrays, batch_size, rows)
         pace = _Pace()

@@ -40,6 +40,7 @@ from keras_sgdplus.lab.engine.common import (
     rate_of_next_step,
     validation_batch_size,
 )
+from keras_sgdplus.lab.engine.snapshots import weight_count
 
 State = tuple[list[Any], list[Any], list[Any], list[Any]]
 
@@ -121,7 +122,7 @@ class JaxChunks:
         self.order: Any = None
         step = make_step(model)
         size, capacity = batch_size, self.capacity
-        weights = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+        weights = weight_count(model.trainable_variables)
 
         def flatten(trainable: list[Any]) -> Any:
             return jnp.concatenate([jnp.ravel(w).astype("float32") for w in trainable])

@@ -34,6 +34,11 @@ SNAPSHOT_BYTES = 64 << 20
 SNAPSHOT_BUFFER_BYTES = 4 << 20
 
 
+def weight_count(variables: Sequence[Any]) -> int:
+    """How many weights the variables hold: the length of their flat vector."""
+    return sum(int(np.prod(v.shape)) for v in variables)
+
+
 def buffer_rows(weights: int) -> int:
     """Rows of a chunk's snapshot buffer for a model of `weights` float32 weights:
     `SNAPSHOT_BUFFER_BYTES // (4 * weights)`, from 1 to `MOST_SNAPSHOTS`."""

@@ -40,7 +40,7 @@ from keras_sgdplus.lab.engine.common import (
     rate_of_next_step,
     validation_batch_size,
 )
-from keras_sgdplus.lab.engine.snapshots import flat_weights
+from keras_sgdplus.lab.engine.snapshots import flat_weights, weight_count
 
 
 def make_step(model: keras.Model) -> Callable[[Any, Any], Any]:
@@ -85,7 +85,7 @@ class TfChunks:
         step = make_step(model)
         size, capacity, rows = batch_size, self.capacity, snapshot_rows
         variables = model.trainable_variables
-        weights = sum(int(np.prod(v.shape)) for v in variables)
+        weights = weight_count(variables)
 
         def chunk(x: Any, y: Any, order: Any, first: Any, count: Any, snap_at: Any) -> Any:
             # segment j runs the steps up to bounds[j] and copies the weights into row j:
