@@ -31,6 +31,19 @@ HELP = {
 SIDE_BY_SIDE = "runs_side_by_side"
 
 
+def flash(key: str, message: str) -> None:
+    """Keeps a message under the page's `key`, to show after the rerun that follows an
+    action (`show_flash`)."""
+    st.session_state[key] = message
+
+
+def show_flash(key: str) -> None:
+    """Shows, once, the message `flash` kept under `key`."""
+    message = st.session_state.pop(key, None)
+    if message:
+        st.success(message)
+
+
 def queue_setting() -> None:
     """The sidebar's "Runs at once per device", on every page (`dashboard/app.py`): a run
     started or continued while others train waits its turn (`lab.run_queue`)."""

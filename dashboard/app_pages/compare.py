@@ -75,17 +75,6 @@ TABLE_COLUMNS = {
 }
 
 
-def flash(message: str) -> None:
-    """Show a message after the rerun that follows an action."""
-    st.session_state[FLASH_KEY] = message
-
-
-def show_flash() -> None:
-    message = st.session_state.pop(FLASH_KEY, None)
-    if message:
-        st.success(message)
-
-
 def open_store() -> RunStore:
     try:
         return common.run_store()
@@ -286,7 +275,7 @@ def rename_form(store: RunStore, run: RunSummary) -> None:
         except RunStoreError as e:
             st.error(f"Not renamed: {e}")
         else:
-            flash(f"Renamed the run to “{new_name.strip()}”.")
+            common.flash(FLASH_KEY, f"Renamed the run to “{new_name.strip()}”.")
             st.rerun()
 
 
@@ -301,9 +290,9 @@ def delete_controls(store: RunStore, run: RunSummary, label: str) -> None:
             help="Ends the run after its current chunk of steps, wherever it trains.",
         ):
             if request_stop(store, run.run_id):
-                flash(f"Run {label} stops after its current chunk of steps.")
+                common.flash(FLASH_KEY, f"Run {label} stops after its current chunk of steps.")
             else:
-                flash(f"Run {label} had already ended.")
+                common.flash(FLASH_KEY, f"Run {label} had already ended.")
             st.rerun()
     if st.session_state.get(CONFIRM_KEY) != run.run_id:
         st.markdown("Remove this run")
@@ -326,7 +315,7 @@ def delete_controls(store: RunStore, run: RunSummary, label: str) -> None:
         except RunStoreError as e:
             st.error(f"Not deleted: {e}")
             return
-        flash(f"Deleted run {label}.")
+        common.flash(FLASH_KEY, f"Deleted run {label}.")
         st.rerun()
     if no.button("Cancel", key="compare-delete-no"):
         st.session_state.pop(CONFIRM_KEY, None)
@@ -370,7 +359,7 @@ def actions_section(
             if common.continue_controls(  # a run training now has nothing to continue
                 store, run.run_id, run.status, run.config, run.summary, label, "compare"
             ):
-                flash(f"Run {label} continues; follow it on the Train page.")
+                common.flash(FLASH_KEY, f"Run {label} continues; follow it on the Train page.")
                 st.rerun()
     with delete_column:
         delete_controls(store, run, label)
@@ -393,7 +382,7 @@ def actions_section(
 
 
 st.title("Compare runs")
-show_flash()
+common.show_flash(FLASH_KEY)
 store = open_store()
 try:
     runs = store.list_runs()

@@ -50,16 +50,6 @@ AXIS_FIELDS = {
 }
 
 
-def flash(message: str) -> None:
-    st.session_state[FLASH] = message
-
-
-def show_flash() -> None:
-    message = st.session_state.pop(FLASH, None)
-    if message:
-        st.success(message)
-
-
 def sweep_runner() -> Any:
     """`lab.sweep_runner`, imported when a button needs it."""
     from keras_sgdplus.lab import sweep_runner as runner
@@ -156,7 +146,7 @@ def new_sweep_form(store: RunStore) -> None:
             st.error(f"The sweep did not start: {error}")
             return
         st.session_state[CHOSEN] = sweep_id
-        flash(f"Sweep {spec.name} started: {spec.run_count} runs.")
+        common.flash(FLASH, f"Sweep {spec.name} started: {spec.run_count} runs.")
         st.rerun()
 
 
@@ -427,7 +417,7 @@ def delete_section(results: sweep_results.SweepResults) -> None:
             st.error(f"Not deleted: {error}")
             return
         st.session_state.pop(CHOSEN, None)
-        flash(f"Deleted sweep {results.name} and its {runs} runs.")
+        common.flash(FLASH, f"Deleted sweep {results.name} and its {runs} runs.")
         st.rerun()
     if no.button("Cancel", key="sweep_delete_no"):
         st.session_state.pop(CONFIRM, None)
@@ -455,7 +445,7 @@ def sweep_panel(store: RunStore, sweep_id: str, was_running: bool) -> None:
 
 
 st.title("Sweeps")
-show_flash()
+common.show_flash(FLASH)
 store = common.run_store()
 try:
     sweeps = SweepStore(store.root).list_sweeps()
