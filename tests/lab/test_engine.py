@@ -373,3 +373,55 @@ def test_a_large_model_keeps_fewer_snapshots_within_the_byte_bound():
     assert len(steps) == 83
     assert steps[0] == 0
     assert steps[-1] == 1000
+
+
+@pytest.mark.parametrize("n_val", [300, 2600])
+def test_an_epochs_end_gives_what_keras_evaluate_and_get_metrics_result_give(n_val):
+    """The compiled epoch's end: the training metrics as `model.get_metrics_result()` reads
+    them after the epoch, and the validation logs as Keras's own `evaluate` computes them
+    on the same batches: one batch, and two full batches of 1,024 and a smaller last one."""
+    import importlib
+
+    from keras_sgdplus import SGDPlus
+    from keras_sgdplus.lab.engine.common import TrainingArrays, build_compiled_parts
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200 + n_val, 8)).astype("float32")
+    y = keras.utils.to_categorical(rng.integers(0, 3, len(x)), 3)
+    arrays = TrainingArrays(x[:200], y[:200], x[200:], y[200:])
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)]
+    )
+    model.compile(
+        optimizer=SGDPlus(0.1, momentum=0.9),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    build_compiled_parts(model, arrays)
+    programs = importlib.import_module(f"keras_sgdplus.lab.engine.{COMPILED}")
+    chunks = next(getattr(programs, n) for n in ("JaxChunks", "TfChunks") if hasattr(programs, n))
+    run = chunks(model, arrays, 16)
+    for epoch in range(2):  # the second epoch starts from the metrics the first left
+        run.begin_epoch(epoch_order(0, epoch, 200))
+        run.run_chunk(0, run.full_steps, np.full(run.snapshot_rows, -1, dtype="int32"))
+        # the references: the training metrics where the model holds them (on TensorFlow
+        # its variables, updated by each chunk; on JAX the arrays the programs carry, handed
+        # to the variables at the epoch's end)
+        if keras.backend.backend() == "tensorflow":
+            expected_train = {k: float(v) for k, v in model.get_metrics_result().items()}
+        train, validation = run.end_epoch()
+        if keras.backend.backend() == "jax":
+            expected_train = {k: float(v) for k, v in model.get_metrics_result().items()}
+        else:  # the next epoch starts from reset metrics
+            assert all(float(v) == 0 for v in model.get_metrics_result().values())
+        expected_validation = model.evaluate(
+            arrays.x_val, arrays.y_val, batch_size=1024, verbose=0, return_dict=True
+        )
+        assert list(train) == list(expected_train)
+        for key, value in expected_train.items():
+            np.testing.assert_allclose(train[key], value, rtol=1e-6, err_msg=key)
+        assert sorted(validation) == sorted(expected_validation) == ["accuracy", "loss"]
+        for key, value in expected_validation.items():
+            np.testing.assert_allclose(validation[key], value, rtol=1e-6, err_msg=key)
+        model.reset_metrics()  # evaluate left the validation's in them
+        assert train["accuracy"] > 0

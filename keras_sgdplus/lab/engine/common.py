@@ -3,6 +3,7 @@ chunk, the epoch logs."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,21 @@ def validation_batch_size(batch_size: int, n_val: int) -> int:
     return max(1, min(max(batch_size, MIN_VALIDATION_BATCH), n_val))
 
 
+def validation_batches(
+    x: np.ndarray, y: np.ndarray, batch_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The validation set in the batches Keras's `evaluate` takes (`batch_size` samples in
+    order, the last batch smaller): the full ones stacked, (k, batch_size, ...) of x and of
+    y, then the last, smaller one (None, None when there is none)."""
+    k = len(x) // batch_size
+    full = k * batch_size
+    full_x = x[:full].reshape(k, batch_size, *x.shape[1:])
+    full_y = y[:full].reshape(k, batch_size, *y.shape[1:])
+    if full == len(x):
+        return full_x, full_y, None, None
+    return full_x, full_y, x[full:], y[full:]
+
+
 def steps_for(seconds_per_step: float | None, limit: int) -> int:
     """Steps in the next chunk: about CHUNK_SECONDS of work, a power of two, in [1, limit]."""
     if not seconds_per_step or seconds_per_step <= 0:
@@ -82,9 +98,13 @@ def steps_for(seconds_per_step: float | None, limit: int) -> int:
     return max(1, min(1 << (wanted.bit_length() - 1), limit))
 
 
-def epoch_logs(model: keras.Model, train_loss: float) -> dict[str, float]:
-    """The epoch's training logs as Keras's `fit` gives them: the metrics as the model's
-    metrics hold them now, and the mean training loss given."""
-    logs = {k: float(v) for k, v in model.get_metrics_result().items()}
-    logs["loss"] = train_loss
-    return logs
+def as_floats(results: Mapping[str, Any]) -> dict[str, float]:
+    """Metric results (scalar arrays or tensors) as Python floats."""
+    return {key: float(value) for key, value in results.items()}
+
+
+def epoch_logs(metrics: dict[str, float], train_loss: float) -> dict[str, float]:
+    """The epoch's training logs as Keras's `fit` gives them: the metrics' results (as
+    `model.get_metrics_result()` gives them at the epoch's end), and the mean training loss
+    given."""
+    return {**metrics, "loss": train_loss}

@@ -36,9 +36,11 @@ from keras_sgdplus.lab.engine.chunks import chunked_path
 from keras_sgdplus.lab.engine.common import (
     MAX_CHUNK_STEPS,
     TrainingArrays,
+    as_floats,
     global_norm,
     rate_of_next_step,
     validation_batch_size,
+    validation_batches,
 )
 from keras_sgdplus.lab.engine.snapshots import weight_count
 
@@ -116,8 +118,11 @@ class JaxChunks:
         self.y = jnp.asarray(arrays.y_train)
         self.full_steps = arrays.n_train // batch_size
         self.capacity = max(1, min(self.full_steps, MAX_CHUNK_STEPS))
-        self.validation = (arrays.x_val, arrays.y_val)
-        self.val_batch = validation_batch_size(batch_size, len(arrays.x_val))
+        val_batch = validation_batch_size(batch_size, len(arrays.x_val))
+        batches = validation_batches(arrays.x_val, arrays.y_val, val_batch)
+        self.validation = tuple(None if a is None else jnp.asarray(a) for a in batches)
+        # the metrics as `reset_metrics` leaves them (`build_compiled_parts` reset them)
+        self.fresh_metrics = [jnp.array(v.value) for v in model.metrics_variables]
         self.state: State | None = None
         self.order: Any = None
         step = make_step(model)
@@ -159,11 +164,15 @@ class JaxChunks:
             return state, out[:, None]
 
         self.chunk = jax.jit(chunk, donate_argnums=0)
+        epoch_end, self.metric_names = make_epoch_end(model)
+        self.epoch_end = jax.jit(epoch_end)
         self.last_batch = jax.jit(last_batch, donate_argnums=0)
         self.flatten = jax.jit(flatten)
 
     def begin_epoch(self, order: np.ndarray) -> None:
-        self.state = _variables(self.model)
+        trainable, non_trainable, optimizer_values, _ = _variables(self.model)
+        fresh = [jnp.copy(value) for value in self.fresh_metrics]  # the chunk donates its state
+        self.state = (trainable, non_trainable, optimizer_values, fresh)
         self.order = jnp.asarray(order)
 
     def run_chunk(self, first: int, count: int, snap_at: np.ndarray) -> tuple[Any, Any]:
@@ -180,15 +189,55 @@ class JaxChunks:
         assert self.state is not None
         return self.flatten(self.state[0])  # a new array: the next chunk donates the state
 
-    def end_epoch(self) -> None:
-        if self.state is not None:
-            _assign(self.model, self.state)
-
-    def evaluate(self) -> dict[str, float]:
-        results = self.model.evaluate(
-            *self.validation, batch_size=self.val_batch, verbose=0, return_dict=True
+    def end_epoch(self) -> tuple[dict[str, float], dict[str, float]]:
+        assert self.state is not None
+        results = self.epoch_end(self.state, self.fresh_metrics, *self.validation)
+        _assign(self.model, self.state)
+        values = jax.device_get(results)
+        train, validation = (
+            as_floats(dict(zip(names, found, strict=True)))
+            for names, found in zip(self.metric_names, values, strict=True)
         )
-        return {key: float(value) for key, value in results.items()}
+        return train, validation
+
+
+def make_epoch_end(model: keras.Model) -> tuple[Callable[..., Any], list[list[str]]]:
+    """The epoch's end as one pure function of the state and the validation batches, and
+    the names of its two lists of results (filled in when it is traced).
+
+    The results: the training metrics as `model.get_metrics_result()` reads them from the
+    state, and what Keras's `evaluate` returns on the validation set, computed as
+    `evaluate` computes it (keras/src/backend/jax/trainer.py): the metrics reset, Keras's own
+    `test_step` on each batch in order, then `get_metrics_result()`. `full_x`, `full_y`:
+    the full batches stacked (k, B, ...); `rest_x`, `rest_y`: the last, smaller batch, or
+    None.
+    """
+
+    def results(metrics_values: list[Any]) -> Any:
+        mapping = list(zip(model.metrics_variables, metrics_values, strict=True))
+        with keras.StatelessScope(state_mapping=mapping):
+            found = model.get_metrics_result()
+        return list(found), list(found.values())  # Keras's order: a dict's leaves are sorted
+
+    def epoch_end(
+        state: State, fresh_metrics: list[Any], full_x: Any, full_y: Any, rest_x: Any, rest_y: Any
+    ) -> tuple[Any, Any]:
+        trainable, non_trainable, _, metrics_values = state
+
+        def test_batch(i: Any, test_state: Any) -> Any:
+            return model.test_step(test_state, (full_x[i], full_y[i]))[1]
+
+        test_state = (trainable, non_trainable, fresh_metrics)
+        test_state = jax.lax.fori_loop(0, full_x.shape[0], test_batch, test_state)
+        if rest_x is not None:
+            test_state = model.test_step(test_state, (rest_x, rest_y))[1]
+        train_names, train_values = results(metrics_values)
+        val_names, val_values = results(test_state[2])
+        names[:] = [train_names, val_names]  # known once traced
+        return train_values, val_values
+
+    names: list[list[str]] = []
+    return epoch_end, names
 
 
 #: `train(model, arrays, batch_size, epochs, seed, recorder)`: this path for `engine`.

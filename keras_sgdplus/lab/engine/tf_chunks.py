@@ -36,9 +36,11 @@ from keras_sgdplus.lab.engine.chunks import chunked_path
 from keras_sgdplus.lab.engine.common import (
     MAX_CHUNK_STEPS,
     TrainingArrays,
+    as_floats,
     global_norm,
     rate_of_next_step,
     validation_batch_size,
+    validation_batches,
 )
 from keras_sgdplus.lab.engine.snapshots import flat_weights, weight_count
 
@@ -76,11 +78,9 @@ class TfChunks:
         self.full_steps = arrays.n_train // batch_size
         self.capacity = max(1, min(self.full_steps, MAX_CHUNK_STEPS))
         self.model = model
-        # built once: `evaluate` on arrays builds a new `tf.data` pipeline every call,
-        # ~50 ms, more than an epoch of online `digits` takes
         val_batch = validation_batch_size(batch_size, len(arrays.x_val))
-        self.validation = tf.data.Dataset.from_tensor_slices((arrays.x_val, arrays.y_val))
-        self.validation = self.validation.batch(val_batch)
+        batches = validation_batches(arrays.x_val, arrays.y_val, val_batch)
+        self.validation = tuple(None if a is None else tf.constant(a) for a in batches)
         self.order: Any = None
         step = make_step(model)
         size, capacity, rows = batch_size, self.capacity, snapshot_rows
@@ -122,6 +122,7 @@ class TfChunks:
 
         self.chunk = tf.function(chunk, jit_compile=True)
         self.last_batch = tf.function(last_batch, jit_compile=True)
+        self.epoch_end = tf.function(make_epoch_end(model), jit_compile=True)
 
     def begin_epoch(self, order: np.ndarray) -> None:
         self.order = tf.constant(order)
@@ -133,16 +134,41 @@ class TfChunks:
     def run_last_batch(self, indices: np.ndarray) -> Any:
         return self.last_batch(self.x, self.y, tf.constant(indices))
 
-    def end_epoch(self) -> None:
-        """Nothing to hand back: the programs update the model's variables."""
+    def end_epoch(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Nothing to hand back (the programs update the model's variables): the metrics."""
+        train_metrics, validation = self.epoch_end(*self.validation)
+        return as_floats(train_metrics), as_floats(validation)
 
     def weights(self) -> Any:
         """A copy now: the calls are synchronous, and the next one updates the variables."""
         return flat_weights([v.numpy() for v in self.model.trainable_variables])
 
-    def evaluate(self) -> dict[str, float]:
-        results = self.model.evaluate(self.validation, verbose=0, return_dict=True)
-        return {key: float(value) for key, value in results.items()}
+
+def make_epoch_end(model: keras.Model) -> Callable[..., tuple[Any, Any]]:
+    """The epoch's end on the model's variables: the training metrics as
+    `model.get_metrics_result()` gives them, then what Keras's `evaluate` returns on the
+    validation set, computed as `evaluate` computes it (keras/src/backend/tensorflow/
+    trainer.py): the metrics reset, Keras's own `test_step` on each batch in order, then
+    `get_metrics_result()`; the metrics are reset again for the next epoch. `full_x`,
+    `full_y`: the full batches stacked (k, B, ...); `rest_x`, `rest_y`: the last, smaller
+    batch, or None."""
+
+    def epoch_end(full_x: Any, full_y: Any, rest_x: Any, rest_y: Any) -> tuple[Any, Any]:
+        train_metrics = model.get_metrics_result()
+        model.reset_metrics()
+
+        def test_batch(i: Any) -> Any:
+            model.test_step((full_x[i], full_y[i]))
+            return (i + 1,)
+
+        tf.while_loop(lambda i: i < tf.shape(full_x)[0], test_batch, (tf.constant(0),))
+        if rest_x is not None:
+            model.test_step((rest_x, rest_y))
+        validation = model.get_metrics_result()
+        model.reset_metrics()
+        return train_metrics, validation
+
+    return epoch_end
 
 
 #: `train(model, arrays, batch_size, epochs, seed, recorder)`: this path for `engine`.
