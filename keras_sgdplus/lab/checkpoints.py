@@ -76,7 +76,10 @@ class CheckpointWriter:
         self._thread.start()
 
     def save(self, model: keras.Model, epochs_done: int) -> None:
-        arrays = state_arrays(model, epochs_done)
+        self.put(state_arrays(model, epochs_done))
+
+    def put(self, arrays: dict[str, np.ndarray]) -> None:
+        """Hands over a checkpoint's arrays (`state_arrays`) to be written."""
         with self._cond:
             self._pending = arrays
             self._cond.notify_all()

@@ -47,7 +47,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple, TextIO
+from typing import Any, BinaryIO, NamedTuple, TextIO, cast
 
 import numpy as np
 import pandas as pd
@@ -916,7 +916,7 @@ class BackgroundBatchWriter:
         self.writer = writer
         self.sync_seconds = sync_seconds
         self._cond = threading.Condition()
-        self._queue: list[dict[str, np.ndarray]] = []
+        self._queue: list[dict[str, np.ndarray] | Callable[[], None]] = []
         self._put = 0  # chunks put so far
         self._written = 0  # chunks appended (the OS has them)
         self._synced = 0  # chunks fsynced
@@ -939,6 +939,19 @@ class BackgroundBatchWriter:
                 raise RunStoreError(f"the batch writer of run {self.writer.run_id} is closed")
             self._queue.append(arrays)
             self._put += 1
+            self._cond.notify_all()
+
+    def after(self, action: Callable[[], None]) -> None:
+        """Run ``action`` in the writer's thread once every chunk put before it is written
+        (as ``flush(sync=False)`` would wait for), in order with the chunks and the other
+        actions: an epoch's row and checkpoint follow its batches without the training
+        thread waiting for them. An exception in it stops the writing, as a failed write
+        does."""
+        with self._cond:
+            self._raise_error()
+            if self._closing:
+                raise RunStoreError(f"the batch writer of run {self.writer.run_id} is closed")
+            self._queue.append(action)
             self._cond.notify_all()
 
     def flush(self, *, sync: bool = True) -> None:
@@ -1010,7 +1023,12 @@ class BackgroundBatchWriter:
                 dirty = self._written > self._synced
                 wait = self._last_sync + self.sync_seconds - time.monotonic() if dirty else None
                 self._cond.wait(wait)
-            chunks, self._queue = self._queue, []
+            # the chunks up to the first action, merged into one append; then that action
+            end = next((i for i, item in enumerate(self._queue) if callable(item)), None)
+            taken_items = self._queue[: len(self._queue) if end is None else end + 1]
+            del self._queue[: len(taken_items)]
+            action = cast(Callable[[], None], taken_items.pop()) if end is not None else None
+            chunks = cast(list[dict[str, np.ndarray]], taken_items)
             taken = self._written + len(chunks)
         if chunks:
             merged = {c: np.concatenate([chunk[c] for chunk in chunks]) for c in BATCH_COLUMNS}
@@ -1018,6 +1036,9 @@ class BackgroundBatchWriter:
         with self._cond:
             self._written = taken
             self._cond.notify_all()
+        if action is not None:
+            action()
+        with self._cond:
             sync = self._sync_due()
         if sync:
             self.writer.sync_batches()

@@ -193,7 +193,8 @@ def run_training(
             batch_sizes,
             stop,
             progress,
-            on_whole_epoch=lambda done: saver.save(model, done),
+            on_whole_epoch=lambda done: checkpoint_after_batches(model, done, batches, saver),
+            after_batches=batches.after,
         )
         first = 0
         if checkpoint is not None:
@@ -232,6 +233,19 @@ def run_training(
     finally:
         writer.close()
     return writer.run_id
+
+
+def checkpoint_after_batches(
+    model: keras.Model,
+    epochs_done: int,
+    batches: BackgroundBatchWriter,
+    saver: checkpoints.CheckpointWriter,
+) -> None:
+    """Copies the model's state now, and hands it to the checkpoint writer once the batches
+    of the epochs done are in their file: a checkpoint never runs ahead of the batches a
+    resume keeps (`RunStore.resume` cuts those after it)."""
+    arrays = checkpoints.state_arrays(model, epochs_done)
+    batches.after(lambda: saver.put(arrays))
 
 
 def weight_snapshots(

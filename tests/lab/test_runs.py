@@ -1137,6 +1137,56 @@ def test_put_returns_while_the_disk_is_busy_and_queued_chunks_are_written_togeth
     )
 
 
+def test_an_action_runs_after_the_chunks_put_before_it_without_the_caller_waiting(tmp_path):
+    """`after`: the action runs in the writer's thread once the chunks put before it are in
+    the file (each action sees the file's rows of exactly those), and returns at once while
+    the disk is busy; chunks put after an action are written after it."""
+    store = RunStore(tmp_path)
+    writer = store.create("w", CONFIG, ENVIRONMENT)
+    blocking = _Blocking(writer.append_batch_columns)
+    writer.append_batch_columns = blocking
+    columns = random_columns(10, 1)
+    chunk = lambda a, b: {c: v[a:b] for c, v in columns.items()}  # noqa: E731
+    seen = []
+    rows_in_file = lambda: len(store.load_curve(writer.run_id, "batches"))  # noqa: E731
+    batches = runs.BackgroundBatchWriter(writer)
+    batches.put(chunk(0, 3))
+    assert blocking.entered.wait(30)
+    batches.after(lambda: seen.append(("first", threading.current_thread().name, rows_in_file())))
+    batches.put(chunk(3, 4))
+    batches.put(chunk(4, 7))
+    batches.after(lambda: seen.append(("second", threading.current_thread().name, rows_in_file())))
+    batches.put(chunk(7, 10))
+    assert seen == []  # nothing could be written yet: the caller did not wait
+    blocking.release.set()
+    batches.close()
+    writer.close()
+    thread = f"batches of {writer.run_id}"
+    assert seen == [("first", thread, 3), ("second", thread, 7)]
+    assert blocking.calls == [[0, 1, 2], [3, 4, 5, 6], [7, 8, 9]]
+    pd.testing.assert_frame_equal(
+        store.load_curve(writer.run_id, "batches"), pd.DataFrame(columns), check_exact=True
+    )
+
+
+def test_a_failing_action_stops_the_writer_and_is_reported(tmp_path):
+    store = RunStore(tmp_path)
+    writer = store.create("w", CONFIG, ENVIRONMENT)
+    batches = runs.BackgroundBatchWriter(writer)
+    batches.put(random_columns(4, 2))
+
+    def fail():
+        raise OSError("disk full")
+
+    batches.after(fail)
+    with pytest.raises(RunStoreError, match="disk full"):
+        batches.flush()
+    with pytest.raises(RunStoreError, match="disk full"):
+        batches.after(lambda: None)
+    batches.close()  # already reported
+    writer.close()
+
+
 def _record_fsyncs(monkeypatch):
     """Sizes of batches.csv at each fsync of it."""
     sizes = []

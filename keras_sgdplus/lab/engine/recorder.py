@@ -20,6 +20,7 @@ hand it the weights (`keep_snapshot`).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -53,6 +54,7 @@ class StepRecorder:
         progress: Callable[[dict[str, Any]], None] | None = None,
         on_whole_epoch: Callable[[int], None] | None = None,
         snapshots: WeightSnapshots | None = None,
+        after_batches: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self.batches = batches
         self.append_epoch = append_epoch
@@ -61,6 +63,9 @@ class StepRecorder:
         self.progress = progress
         self.on_whole_epoch = on_whole_epoch  # called with the epochs done after each whole one
         self.snapshots = snapshots
+        # runs an action once the batches handed over so far are written (the writer's
+        # `BackgroundBatchWriter.after`); None: wait for them here, then run it
+        self.after_batches = after_batches
         self.step = 0
         self.samples_seen = 0
         self.epochs_done = 0
@@ -171,9 +176,9 @@ class StepRecorder:
 
     def end_epoch(self, epoch: int, logs: Mapping[str, Any]) -> bool:
         """Writes the epoch's row after its batches are in their file (not waiting for the
-        fsync, which follows within half a second); False when training must end (a
-        non-finite epoch loss, or a stop already decided)."""
-        self.batches.flush(sync=False)
+        fsync, which follows within half a second; with `after_batches`, not waiting at
+        all: the writer appends it after them); False when training must end (a non-finite
+        epoch loss, or a stop already decided)."""
         row: dict[str, Any] = {
             "epoch": epoch,
             "wall_time": time.perf_counter() - self.start,
@@ -182,7 +187,11 @@ class StepRecorder:
         for key, value in logs.items():
             if not key.endswith("batch_loss"):
                 row[key] = float(value)
-        self.append_epoch(row)
+        if self.after_batches is None:
+            self.batches.flush(sync=False)
+            self.append_epoch(row)
+        else:
+            self.after_batches(functools.partial(self.append_epoch, row))
         self.epoch_rows.append(row)
         self.epochs_done = epoch + 1
         if self.progress:
