@@ -10,8 +10,10 @@ takes the same steps, with the same losses, as if it had never stopped.
     optimizer/<i>   model.optimizer.variables[i]
     epochs_done     int64 scalar
 
-`CheckpointWriter` copies the state to host arrays at an epoch's end (cheap: a copy of the
-variables) and hands the writing to a thread, so a short epoch does not wait on the disk;
+`state_arrays` copies the state to host arrays at an epoch's end (cheap: a copy of the
+variables); `CheckpointWriter` hands the writing to a thread, so a short epoch does not wait
+on the disk (`training.checkpoint_after_batches` hands it over once the epoch's batches are
+written);
 the run's store writes it whole or not at all (`RunWriter.write_checkpoint`).
 """
 
@@ -62,9 +64,10 @@ def _index(name: str) -> int:
 
 
 class CheckpointWriter:
-    """Writes checkpoints from a thread: `save` copies the state now and returns; the thread
-    writes the latest state handed to it (a newer one replaces one not yet written);
-    `close` waits for the last and raises what the thread met."""
+    """Writes checkpoints from a thread: `put` takes a state already copied
+    (`state_arrays`) and returns; the thread writes the latest state handed to it (a newer
+    one replaces one not yet written); `close` waits for the last and raises what the
+    thread met."""
 
     def __init__(self, write: Callable[[Mapping[str, np.ndarray]], None]) -> None:
         self._write = write
@@ -74,9 +77,6 @@ class CheckpointWriter:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="checkpoints", daemon=True)
         self._thread.start()
-
-    def save(self, model: keras.Model, epochs_done: int) -> None:
-        self.put(state_arrays(model, epochs_done))
 
     def put(self, arrays: dict[str, np.ndarray]) -> None:
         """Hands over a checkpoint's arrays (`state_arrays`) to be written."""
