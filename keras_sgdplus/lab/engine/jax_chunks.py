@@ -164,8 +164,9 @@ class JaxChunks:
             return state, out[:, None]
 
         self.chunk = jax.jit(chunk, donate_argnums=0)
-        epoch_end, self.metric_names = make_epoch_end(model)
-        self.epoch_end = jax.jit(epoch_end)
+        self.epoch_end = jax.jit(make_epoch_end(model))
+        # Keras's order of the results: a dict comes back from `jit` with its keys sorted
+        self.metric_names = list(model.get_metrics_result())
         self.last_batch = jax.jit(last_batch, donate_argnums=0)
         self.flatten = jax.jit(flatten)
 
@@ -193,19 +194,17 @@ class JaxChunks:
         assert self.state is not None
         results = self.epoch_end(self.state, self.fresh_metrics, *self.validation)
         _assign(self.model, self.state)
-        values = jax.device_get(results)
         train, validation = (
-            as_floats(dict(zip(names, found, strict=True)))
-            for names, found in zip(self.metric_names, values, strict=True)
+            as_floats({name: found[name] for name in self.metric_names})
+            for found in jax.device_get(results)
         )
         return train, validation
 
 
-def make_epoch_end(model: keras.Model) -> tuple[Callable[..., Any], list[list[str]]]:
-    """The epoch's end as one pure function of the state and the validation batches, and
-    the names of its two lists of results (filled in when it is traced).
+def make_epoch_end(model: keras.Model) -> Callable[..., tuple[Any, Any]]:
+    """The epoch's end as one pure function of the state and the validation batches.
 
-    The results: the training metrics as `model.get_metrics_result()` reads them from the
+    Its results: the training metrics as `model.get_metrics_result()` reads them from the
     state, and what Keras's `evaluate` returns on the validation set, computed as
     `evaluate` computes it (keras/src/backend/jax/trainer.py): the metrics reset, Keras's own
     `test_step` on each batch in order, then `get_metrics_result()`. `full_x`, `full_y`:
@@ -216,8 +215,7 @@ def make_epoch_end(model: keras.Model) -> tuple[Callable[..., Any], list[list[st
     def results(metrics_values: list[Any]) -> Any:
         mapping = list(zip(model.metrics_variables, metrics_values, strict=True))
         with keras.StatelessScope(state_mapping=mapping):
-            found = model.get_metrics_result()
-        return list(found), list(found.values())  # Keras's order: a dict's leaves are sorted
+            return model.get_metrics_result()
 
     def epoch_end(
         state: State, fresh_metrics: list[Any], full_x: Any, full_y: Any, rest_x: Any, rest_y: Any
@@ -231,13 +229,9 @@ def make_epoch_end(model: keras.Model) -> tuple[Callable[..., Any], list[list[st
         test_state = jax.lax.fori_loop(0, full_x.shape[0], test_batch, test_state)
         if rest_x is not None:
             test_state = model.test_step(test_state, (rest_x, rest_y))[1]
-        train_names, train_values = results(metrics_values)
-        val_names, val_values = results(test_state[2])
-        names[:] = [train_names, val_names]  # known once traced
-        return train_values, val_values
+        return results(metrics_values), results(test_state[2])
 
-    names: list[list[str]] = []
-    return epoch_end, names
+    return epoch_end
 
 
 #: `train(model, arrays, batch_size, epochs, seed, recorder)`: this path for `engine`.
