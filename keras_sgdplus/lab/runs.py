@@ -1023,12 +1023,12 @@ class BackgroundBatchWriter:
                 dirty = self._written > self._synced
                 wait = self._last_sync + self.sync_seconds - time.monotonic() if dirty else None
                 self._cond.wait(wait)
-            # the chunks up to the first action, merged into one append; then that action
-            end = next((i for i, item in enumerate(self._queue) if callable(item)), None)
-            taken_items = self._queue[: len(self._queue) if end is None else end + 1]
-            del self._queue[: len(taken_items)]
-            action = cast(Callable[[], None], taken_items.pop()) if end is not None else None
-            chunks = cast(list[dict[str, np.ndarray]], taken_items)
+            # the chunks before the first action, merged into one append; then that action
+            queued = self._queue
+            end = next((i for i, item in enumerate(queued) if callable(item)), len(queued))
+            chunks = cast(list[dict[str, np.ndarray]], queued[:end])
+            action = cast(Callable[[], None], queued[end]) if end < len(queued) else None
+            del self._queue[: end + 1]
             taken = self._written + len(chunks)
         if chunks:
             merged = {c: np.concatenate([chunk[c] for chunk in chunks]) for c in BATCH_COLUMNS}
