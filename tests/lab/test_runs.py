@@ -1114,11 +1114,17 @@ class _Blocking:
         return self.append(columns, **kwargs)
 
 
-def test_put_returns_while_the_disk_is_busy_and_queued_chunks_are_written_together(tmp_path):
-    store = RunStore(tmp_path)
+def _blocked_writer(store):
+    """A new run's writer whose batch appends block until `blocking.release` is set."""
     writer = store.create("w", CONFIG, ENVIRONMENT)
     blocking = _Blocking(writer.append_batch_columns)
     writer.append_batch_columns = blocking
+    return writer, blocking
+
+
+def test_put_returns_while_the_disk_is_busy_and_queued_chunks_are_written_together(tmp_path):
+    store = RunStore(tmp_path)
+    writer, blocking = _blocked_writer(store)
     columns = random_columns(10, 0)
     chunk = lambda a, b: {c: v[a:b] for c, v in columns.items()}  # noqa: E731
     batches = runs.BackgroundBatchWriter(writer)
@@ -1142,9 +1148,7 @@ def test_an_action_runs_after_the_chunks_put_before_it_without_the_caller_waitin
     the file (each action sees the file's rows of exactly those), and returns at once while
     the disk is busy; chunks put after an action are written after it."""
     store = RunStore(tmp_path)
-    writer = store.create("w", CONFIG, ENVIRONMENT)
-    blocking = _Blocking(writer.append_batch_columns)
-    writer.append_batch_columns = blocking
+    writer, blocking = _blocked_writer(store)
     columns = random_columns(10, 1)
     chunk = lambda a, b: {c: v[a:b] for c, v in columns.items()}  # noqa: E731
     seen = []
